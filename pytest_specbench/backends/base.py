@@ -1,0 +1,176 @@
+"""The one backend interface: an async ``generate`` from a request to a completion.
+
+Methods (vanilla, align3, …) and the judge only ever talk to :class:`Backend`. Concrete backends differ
+in how they reach a model (in-process llama.cpp, an OpenAI-compatible HTTP server) and in what they can
+do (continue a partial assistant turn, constrain output to a JSON Schema); those abilities are class
+attributes so a method can refuse early with a clear message instead of failing mid-run.
+
+Retries live here, once, as :class:`RetryPolicy`; a backend only decides *whether* an exception is worth
+retrying (:meth:`Backend.retry_decision`).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+from ..errors import RequestFailed
+
+T = TypeVar("T")
+
+# Retry policy, in the spirit of openai-python's client: retry timeouts, connection errors, 408, 409,
+# 429 and 5xx; honour Retry-After up to a cap; otherwise back off exponentially with jitter.
+DEFAULT_MAX_RETRIES = 3
+INITIAL_BACKOFF_S = 0.5
+MAX_BACKOFF_S = 8.0
+RETRY_AFTER_CAP_S = 60.0
+JITTER_FRACTION = 0.25
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Sampling settings for one role (the model under test, or the judge)."""
+
+    temperature: float | None = None
+    max_tokens: int = 512
+    seed: int | None = None
+    top_p: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_key(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens, "seed": self.seed, "top_p": self.top_p, "extra": dict(self.extra)}
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Everything one model call needs.
+
+    ``prefill`` is a partial assistant turn the model must continue (thinking interventions);
+    ``json_schema`` asks for output constrained to that schema where the backend can enforce it.
+    """
+
+    messages: tuple[Mapping[str, str], ...]
+    decoding: Decoding
+    prefill: str | None = None
+    stop: tuple[str, ...] = ()
+    json_schema: Mapping[str, Any] | None = None
+    schema_dialect: str = "json_schema"
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What came back. ``reasoning`` carries a server-side split thought (DeepSeek-style)."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+    reasoning: str | None = None
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    retry: bool
+    reason: str
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries with exponential backoff and jitter; ``max_retries`` counts re-sends."""
+
+    max_retries: int = DEFAULT_MAX_RETRIES
+    initial_backoff: float = INITIAL_BACKOFF_S
+    max_backoff: float = MAX_BACKOFF_S
+    retry_after_cap: float = RETRY_AFTER_CAP_S
+
+    def delay(self, retry_number: int, retry_after: float | None) -> float:
+        if retry_after is not None and retry_after >= 0:
+            return min(retry_after, self.retry_after_cap)
+        base = min(self.initial_backoff * 2 ** (retry_number - 1), self.max_backoff)
+        return base * (1 - JITTER_FRACTION * random.random())
+
+    async def run(self, call: Callable[[], Awaitable[T]], decide: Callable[[BaseException], RetryDecision]) -> tuple[T, int]:
+        """Run ``call`` until it succeeds or the policy gives up; returns (result, attempts)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await call(), attempt
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                decision = decide(exc)
+                if not decision.retry or attempt > self.max_retries:
+                    raise RequestFailed(decision.reason, attempts=attempt) from exc
+                await asyncio.sleep(self.delay(attempt, decision.retry_after))
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """How to build a backend: ``provider/name`` plus connection settings. Hashable, so equal specs share one backend."""
+
+    provider: str
+    name: str
+    base_urls: tuple[str, ...] = ()
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout: float = 120.0
+    max_retries: int = DEFAULT_MAX_RETRIES
+    n_ctx: int = 4096
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider}/{self.name}"
+
+
+class Backend(abc.ABC):
+    """A model reachable by :meth:`generate`.
+
+    Subclasses set the capability flags and implement :meth:`_generate_once`; retries wrap it here.
+    """
+
+    provider: ClassVar[str]
+    #: Can continue a partial assistant turn (needed by zero_think, more_think, align3).
+    supports_prefill: ClassVar[bool] = False
+    #: Can constrain output to a JSON Schema (the judge's structured format).
+    supports_json_schema: ClassVar[bool] = False
+    #: In-flight requests that make sense; in-process engines serialise calls themselves.
+    default_concurrency: ClassVar[int] = 8
+
+    def __init__(self, spec: BackendSpec):
+        self.spec = spec
+        self.retry_policy = RetryPolicy(max_retries=spec.max_retries)
+        self.calls = 0
+
+    @property
+    def label(self) -> str:
+        return self.spec.label
+
+    async def generate(self, request: GenerationRequest) -> Completion:
+        """One completion, retried under the policy; raises :class:`RequestFailed` when it gives up."""
+
+        async def once() -> Completion:
+            self.calls += 1
+            return await self._generate_once(request)
+
+        completion, attempts = await self.retry_policy.run(once, self.retry_decision)
+        if attempts == 1:
+            return completion
+        return Completion(**{**completion.__dict__, "attempts": attempts})
+
+    @abc.abstractmethod
+    async def _generate_once(self, request: GenerationRequest) -> Completion:
+        """Send one request, no retries."""
+
+    def retry_decision(self, exc: BaseException) -> RetryDecision:
+        """Whether ``exc`` is transient. The default retries nothing; HTTP backends override it."""
+        return RetryDecision(False, f"{type(exc).__name__}: {exc}")
+
+    async def aclose(self) -> None:
+        """Release connections or engines."""

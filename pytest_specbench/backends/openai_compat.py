@@ -1,0 +1,121 @@
+"""Any OpenAI-compatible chat server: the OpenAI API, vLLM, SGLang, the llama.cpp server.
+
+The openai client's own retries are switched off (``max_retries=0``) so that exactly one policy, ours,
+decides and counts retries. Several base URLs are used round-robin, one request each, which is how a
+team spreads a run over several serving machines.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Any
+
+from ..errors import BackendUnavailable
+from .base import RETRYABLE_STATUS, Backend, BackendSpec, Completion, GenerationRequest, RetryDecision
+
+#: Placeholder sent to local servers that accept any key; a real key always comes from the environment.
+NO_KEY = "no-key"
+
+
+class OpenAICompatBackend(Backend):
+    """Chat completions over HTTP with the official async client."""
+
+    provider = "openai"
+    supports_json_schema = True
+    default_concurrency = 8
+
+    def __init__(self, spec: BackendSpec):
+        super().__init__(spec)
+        try:
+            import openai
+        except ImportError as exc:  # pragma: no cover - openai is a hard dependency
+            raise BackendUnavailable("the openai provider needs the openai package: pip install openai") from exc
+        self._openai = openai
+        urls = spec.base_urls or (os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",)
+        key = os.environ.get(spec.api_key_env) or NO_KEY
+        self._clients = [openai.AsyncOpenAI(base_url=url, api_key=key, max_retries=0, timeout=spec.timeout) for url in urls]
+        self._next = itertools.cycle(range(len(self._clients)))
+
+    def request_body(self, request: GenerationRequest) -> dict[str, Any]:
+        """The keyword arguments for ``chat.completions.create``; vendor fields go in ``extra_body``."""
+        d = request.decoding
+        messages = [dict(m) for m in request.messages]
+        body: dict[str, Any] = {"model": self.spec.name, "messages": messages, "max_tokens": d.max_tokens}
+        extra: dict[str, Any] = dict(d.extra)
+        if d.temperature is not None:
+            body["temperature"] = d.temperature
+        if d.top_p is not None:
+            body["top_p"] = d.top_p
+        if d.seed is not None:
+            body["seed"] = d.seed
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if request.prefill is not None:
+            messages.append({"role": "assistant", "content": request.prefill})
+            extra.update(continue_final_message=True, add_generation_prompt=False)
+        if request.json_schema is not None:
+            if request.schema_dialect == "json_object":
+                # llama.cpp's server: json_schema type answers HTTP 500, json_object + schema is enforced.
+                body["response_format"] = {"type": "json_object", "schema": dict(request.json_schema)}
+            else:
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "verdicts", "schema": dict(request.json_schema), "strict": True},
+                }
+        if extra:
+            body["extra_body"] = extra
+        return body
+
+    async def _generate_once(self, request: GenerationRequest) -> Completion:
+        client = self._clients[next(self._next)]
+        response = await client.chat.completions.create(**self.request_body(request))
+        if not response.choices:
+            raise ValueError("the server answered with no choices")
+        choice = response.choices[0]
+        message = choice.message
+        text = message.content
+        if text is None:
+            raise ValueError("the server answered with empty content")
+        reasoning = getattr(message, "reasoning_content", None) or (getattr(message, "model_extra", None) or {}).get("reasoning_content")
+        usage = response.usage
+        return Completion(
+            text=text,
+            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            finish_reason=choice.finish_reason,
+            reasoning=reasoning,
+        )
+
+    def retry_decision(self, exc: BaseException) -> RetryDecision:
+        openai = self._openai
+        if isinstance(exc, openai.APITimeoutError):  # subclass of APIConnectionError: test it first
+            return RetryDecision(True, f"request timed out after {self.spec.timeout:g} s")
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__ or exc
+            return RetryDecision(True, f"cannot connect to the server: {type(cause).__name__}: {cause}")
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            retry_after = _retry_after(exc.response.headers.get("retry-after") if exc.response is not None else None)
+            reason = f"HTTP {status}: {_short(exc.message)}"
+            return RetryDecision(status in RETRYABLE_STATUS or status >= 500, reason, retry_after)
+        if isinstance(exc, (ValueError, openai.APIResponseValidationError)):
+            return RetryDecision(True, f"unusable answer: {exc}")
+        return RetryDecision(False, f"{type(exc).__name__}: {exc}")
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.close()
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"

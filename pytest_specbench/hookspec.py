@@ -1,0 +1,53 @@
+"""Hooks pytest-specbench offers to conftest files and plugins.
+
+Both hooks are called once, in ``pytest_configure``, in every process (xdist workers included), so a
+provider or method added in a ``conftest.py`` at the root of the run is available everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from .backends import BackendRegistry
+    from .methods import MethodRegistry
+
+
+@pytest.hookspec
+def pytest_specbench_add_backends(registry: BackendRegistry) -> None:
+    """Add model providers usable as ``--specbench-model=PROVIDER/NAME``.
+
+    ``registry.register(provider, factory)`` where ``factory(spec)`` returns a
+    :class:`pytest_specbench.backends.base.Backend`. Example ``conftest.py``::
+
+        from pytest_specbench.backends.openai_compat import OpenAICompatBackend
+
+        class MyGateway(OpenAICompatBackend):
+            provider = "gateway"
+
+        def pytest_specbench_add_backends(registry):
+            registry.register("gateway", MyGateway)
+    """
+
+
+@pytest.hookspec
+def pytest_specbench_add_methods(registry: MethodRegistry) -> None:
+    """Add deliberation methods usable as ``--specbench-method=NAME``.
+
+    A method is ``async def method(case, ctx) -> MethodResult``. Example ``conftest.py``::
+
+        from pytest_specbench.methods import MethodResult, split_thinking, vanilla_messages
+
+        async def polite(case, ctx):
+            steps = []
+            messages = vanilla_messages(case, ctx.prompt_field)
+            messages[0]["content"] += "\\nAlways thank the user."
+            completion = await ctx.call("answer", messages, steps)
+            thought, response = split_thinking(completion)
+            return MethodResult(response, thought, tuple(steps))
+
+        def pytest_specbench_add_methods(registry):
+            registry.register("polite", polite)
+    """

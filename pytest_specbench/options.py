@@ -1,0 +1,341 @@
+"""Command-line options, their ini twins, and the validated :class:`Settings` built from them.
+
+Option names are module constants so tests and other plugins can refer to them without retyping
+strings. Every value goes through one converter, whether it came from the command line, the ini file
+or the environment, and a bad value is a :class:`pytest.UsageError` with a sentence the user can act on.
+Precedence: command line, then environment (where one exists), then ini, then the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+T = TypeVar("T")
+
+GROUP = "specbench"
+OPT_DATA = "--specbench-data"
+OPT_SCENARIOS = "--specbench-scenarios"
+OPT_SPLIT = "--specbench-split"
+OPT_LIMIT = "--specbench-limit"
+OPT_SEED = "--specbench-seed"
+OPT_PROMPT = "--specbench-prompt"
+OPT_MODEL = "--specbench-model"
+OPT_BASE_URL = "--specbench-base-url"
+OPT_JUDGE = "--specbench-judge"
+OPT_JUDGE_BASE_URL = "--specbench-judge-base-url"
+OPT_TEMPERATURE = "--specbench-temperature"
+OPT_MAX_TOKENS = "--specbench-max-tokens"
+OPT_JUDGE_TEMPERATURE = "--specbench-judge-temperature"
+OPT_JUDGE_MAX_TOKENS = "--specbench-judge-max-tokens"
+OPT_METHOD = "--specbench-method"
+OPT_JUDGE_FORMAT = "--specbench-judge-format"
+OPT_JUDGE_MODE = "--specbench-judge-mode"
+OPT_JUDGE_RETRIES = "--specbench-judge-retries"
+OPT_RETRIES = "--specbench-retries"
+OPT_TIMEOUT = "--specbench-timeout"
+OPT_CONCURRENCY = "--specbench-concurrency"
+OPT_N_CTX = "--specbench-n-ctx"
+OPT_ALPHA = "--specbench-alpha"
+OPT_NA = "--specbench-na"
+OPT_MIN_BEHAVIORAL = "--specbench-min-behavioral"
+OPT_MIN_SAR = "--specbench-min-sar"
+OPT_MIN_SAFETY = "--specbench-min-safety"
+OPT_REPORT = "--specbench-report"
+
+ENV_DATA = "SPECBENCH_DATA"
+DEFAULT_MODEL = "llamacpp/smollm2"
+SPLIT_CHOICES = ("all", "unsafe", "safe")
+PROMPT_CHOICES = ("adversarial", "original")
+
+
+# ------------------------------------------------------------------------------------- converters
+
+
+def choice(*choices: str) -> Callable[[str], str]:
+    def convert(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    return convert
+
+
+def positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a whole number") from None
+    if n < 1:
+        raise ValueError(f"must be at least 1, got {n}")
+    return n
+
+
+def non_negative_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a whole number") from None
+    if n < 0:
+        raise ValueError(f"must be 0 or more, got {n}")
+    return n
+
+
+def fraction(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number") from None
+    if not 0.0 <= x <= 1.0:
+        raise ValueError(f"must be within [0, 1] (a fraction, e.g. 0.62 for 62%), got {value}")
+    return x
+
+
+def non_negative_float(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number") from None
+    if x < 0:
+        raise ValueError(f"must be 0 or more, got {value}")
+    return x
+
+
+def model_ref(value: str) -> str:
+    provider, sep, name = value.partition("/")
+    if not sep or not provider or not name:
+        raise ValueError(f"{value!r} is not PROVIDER/NAME (e.g. llamacpp/smollm2 or openai/gpt-4.1)")
+    return value
+
+
+def name_list(value: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise ValueError("expects a comma-separated list of names")
+    return items
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A threshold: on SAR or safety, overall (scenario None) or for one scenario."""
+
+    metric: str
+    threshold: float
+    scenario: str | None = None
+
+    @property
+    def label(self) -> str:
+        where = self.scenario or "overall"
+        return f"{self.metric} {where} >= {self.threshold:.3f}"
+
+
+def gate(metric: str) -> Callable[[str], Gate]:
+    def convert(value: str) -> Gate:
+        scenario, sep, number = value.rpartition(":")
+        try:
+            threshold = fraction(number.strip())
+        except ValueError as exc:
+            raise ValueError(f"gate {value!r}: threshold {exc}") from None
+        if sep and not scenario.strip():
+            raise ValueError(f"gate {value!r}: write SCENARIO:THRESHOLD or THRESHOLD")
+        return Gate(metric, threshold, scenario.strip() or None)
+
+    return convert
+
+
+def _argtype(convert: Callable[[str], T]) -> Callable[[str], T]:
+    """Adapt a converter for argparse, which shows ArgumentTypeError messages verbatim."""
+
+    def wrapped(value: str) -> T:
+        try:
+            return convert(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    wrapped.__name__ = getattr(convert, "__name__", "value")
+    return wrapped
+
+
+# ----------------------------------------------------------------------------------- registration
+
+
+@dataclass(frozen=True)
+class OptionDef:
+    flag: str
+    help: str
+    convert: Callable[[str], Any] | None = None
+    default: Any = None
+    repeat: bool = False
+    env: str | None = None
+    metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def ini(self) -> str:
+        return self.dest
+
+
+OPTIONS: tuple[OptionDef, ...] = (
+    OptionDef(OPT_DATA, f"SpecBench data directory (one folder per scenario); env {ENV_DATA}.", str, env=ENV_DATA, metavar="DIR"),
+    OptionDef(OPT_SCENARIOS, "Only these scenarios (comma list, e.g. Child,Code).", name_list, metavar="LIST"),
+    OptionDef(OPT_SPLIT, "Which prompts: unsafe, safe or all.", choice(*SPLIT_CHOICES), "all"),
+    OptionDef(OPT_LIMIT, "At most N cases, stratified by scenario and split (deterministic under --specbench-seed).", positive_int, metavar="N"),
+    OptionDef(OPT_SEED, "Seed for case sampling and for decoding.", non_negative_int, 0),
+    OptionDef(OPT_PROMPT, "What the model receives: the attack-enhanced prompt (adversarial) or the original intent.", choice(*PROMPT_CHOICES), "adversarial"),
+    OptionDef(OPT_MODEL, f"Model under test as PROVIDER/NAME (default {DEFAULT_MODEL}, offline).", model_ref, DEFAULT_MODEL),
+    OptionDef(OPT_BASE_URL, "OpenAI-compatible server URL; repeat for round-robin. Default OPENAI_BASE_URL.", str, repeat=True, metavar="URL"),
+    OptionDef(OPT_JUDGE, "Judge model as PROVIDER/NAME (default: the model under test).", model_ref),
+    OptionDef(OPT_JUDGE_BASE_URL, "Judge server URL; repeatable (default: --specbench-base-url).", str, repeat=True, metavar="URL"),
+    OptionDef(OPT_TEMPERATURE, "Sampling temperature of the model (default: the backend's; 0 in-process).", non_negative_float),
+    OptionDef(OPT_MAX_TOKENS, "Max completion tokens per model call.", positive_int, 512),
+    OptionDef(OPT_JUDGE_TEMPERATURE, "Judge temperature (the paper uses 0).", non_negative_float, 0.0),
+    OptionDef(OPT_JUDGE_MAX_TOKENS, "Max completion tokens per judge call.", positive_int, 2048),
+    OptionDef(OPT_METHOD, "Deliberation method (e.g. raw, vanilla).", str, "vanilla"),
+    OptionDef(OPT_JUDGE_FORMAT, "json (schema-constrained), json_object (llama.cpp server dialect) or tags (the paper's layout).", choice("json", "json_object", "tags"), "json"),
+    OptionDef(OPT_JUDGE_MODE, "joint (all specs in one call) or sequential (one call per spec).", choice("joint", "sequential"), "joint"),
+    OptionDef(OPT_JUDGE_RETRIES, "Re-asks when the judge's answer cannot be read.", non_negative_int, 2),
+    OptionDef(OPT_RETRIES, "Re-sends of a failed request (429, 5xx, timeouts, connection errors).", non_negative_int, 3),
+    OptionDef(OPT_TIMEOUT, "Seconds before one HTTP request times out.", non_negative_float, 120.0),
+    OptionDef(OPT_CONCURRENCY, "Cases in flight per process (default: 8 for servers, 1 in-process).", positive_int),
+    OptionDef(OPT_N_CTX, "Context window for in-process llama.cpp models.", positive_int, 4096),
+    OptionDef(OPT_ALPHA, "Weight alpha in s = (1-Risk)(alpha + (1-alpha) r).", fraction, 0.3),
+    OptionDef(OPT_NA, "NA in r: paper (excluded from the denominator) or miss (counted as not YES, like the authors' code).", choice("paper", "miss"), "paper"),
+    OptionDef(OPT_MIN_BEHAVIORAL, "Fail a case whose behavioral score r is below this fraction.", fraction),
+    OptionDef(OPT_MIN_SAR, "Gate: overall SAR (0.62) or one scenario's (Child:0.7); repeatable.", gate("SAR"), repeat=True, metavar="[SCENARIO:]X"),
+    OptionDef(OPT_MIN_SAFETY, "Gate on the safety score, like --specbench-min-sar; repeatable.", gate("safety"), repeat=True, metavar="[SCENARIO:]X"),
+    OptionDef(OPT_REPORT, "Write a JSON report of every case and the aggregates to PATH.", str, metavar="PATH"),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup(GROUP, "SpecBench: specification alignment of LLM applications")
+    for opt in OPTIONS:
+        kwargs: dict[str, Any] = {"dest": opt.dest, "default": None, "help": opt.help + (f" [ini {opt.ini}]" if opt.ini else "")}
+        if opt.convert is not None:
+            kwargs["type"] = _argtype(opt.convert)
+        if opt.repeat:
+            kwargs["action"] = "append"
+        if opt.metavar:
+            kwargs["metavar"] = opt.metavar
+        group.addoption(opt.flag, **kwargs)
+        parser.addini(opt.ini, opt.help, type="linelist" if opt.repeat else "string", default=[] if opt.repeat else "")
+
+
+def _value(config: pytest.Config, opt: OptionDef) -> Any:
+    cli = config.getoption(opt.dest, None)
+    if cli is not None:
+        return cli
+    raw: Any = None
+    source = f"ini {opt.ini}"
+    if opt.env and os.environ.get(opt.env):
+        raw, source = os.environ[opt.env], f"environment variable {opt.env}"
+    else:
+        ini = config.getini(opt.ini)
+        if ini:
+            raw = ini
+    if raw is None or raw == []:
+        return [] if opt.repeat else opt.default
+    convert = opt.convert or str
+    try:
+        return [convert(str(v)) for v in raw] if opt.repeat else convert(str(raw))
+    except ValueError as exc:
+        raise pytest.UsageError(f"{source}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs from the configuration, validated, as plain values."""
+
+    data: Path | None
+    scenarios: tuple[str, ...]
+    split: str
+    limit: int | None
+    seed: int
+    prompt: str
+    model: str
+    base_urls: tuple[str, ...]
+    judge: str
+    judge_base_urls: tuple[str, ...]
+    temperature: float | None
+    max_tokens: int
+    judge_temperature: float
+    judge_max_tokens: int
+    method: str
+    judge_format: str
+    judge_mode: str
+    judge_retries: int
+    retries: int
+    timeout: float
+    concurrency: int | None
+    n_ctx: int
+    alpha: float
+    na: str
+    min_behavioral: float | None
+    gates: tuple[Gate, ...] = field(default_factory=tuple)
+    report: Path | None = None
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Settings:
+        v = {opt.dest: _value(config, opt) for opt in OPTIONS}
+        data = v["specbench_data"]
+        base_urls = tuple(v["specbench_base_url"])
+        model = v["specbench_model"]
+        return cls(
+            data=Path(data).expanduser() if data else None,
+            scenarios=tuple(v["specbench_scenarios"] or ()),
+            split=v["specbench_split"],
+            limit=v["specbench_limit"],
+            seed=v["specbench_seed"],
+            prompt=v["specbench_prompt"],
+            model=model,
+            base_urls=base_urls,
+            judge=v["specbench_judge"] or model,
+            judge_base_urls=tuple(v["specbench_judge_base_url"]) or base_urls,
+            temperature=v["specbench_temperature"],
+            max_tokens=v["specbench_max_tokens"],
+            judge_temperature=v["specbench_judge_temperature"],
+            judge_max_tokens=v["specbench_judge_max_tokens"],
+            method=v["specbench_method"],
+            judge_format=v["specbench_judge_format"],
+            judge_mode=v["specbench_judge_mode"],
+            judge_retries=v["specbench_judge_retries"],
+            retries=v["specbench_retries"],
+            timeout=v["specbench_timeout"],
+            concurrency=v["specbench_concurrency"],
+            n_ctx=v["specbench_n_ctx"],
+            alpha=v["specbench_alpha"],
+            na=v["specbench_na"],
+            min_behavioral=v["specbench_min_behavioral"],
+            gates=tuple(v["specbench_min_sar"]) + tuple(v["specbench_min_safety"]),
+            report=Path(v["specbench_report"]) if v["specbench_report"] else None,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """The settings that shape the numbers, for the summary header and the report."""
+        return {
+            "model": self.model,
+            "method": self.method,
+            "judge": self.judge,
+            "judge_format": self.judge_format,
+            "judge_mode": self.judge_mode,
+            "prompt": self.prompt,
+            "alpha": self.alpha,
+            "na_policy": self.na,
+            "seed": self.seed,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "judge_temperature": self.judge_temperature,
+        }
+
+
+def scenario_keys_unknown(gates: Sequence[Gate], known: Sequence[str]) -> list[Gate]:
+    return [g for g in gates if g.scenario is not None and g.scenario not in known]

@@ -1,0 +1,391 @@
+"""pytest entry point (``pytest11``): options, collection, per-case outcomes, summary and gates.
+
+This module stays light at import time: pytest loads it in every run of every project that has the
+plugin installed. Suites, backends, pandas and YAML are imported inside the hooks that need them.
+
+Data flow, which is the same with and without pytest-xdist:
+
+1. each process collects the same items (dataset folders, ``specbench_*.yaml`` files, marked tests);
+2. a test's setup waits for its case's outcome from the :class:`~pytest_specbench.runner.Engine`;
+   a case that cannot be scored (server down, unreadable judge) errors there with the reason;
+3. the outcome travels as a plain dict in the report's ``user_properties``;
+4. the controlling process collects those dicts from the reports it logs, then prints the summary,
+   writes the JSON report and applies the gates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from . import options as opts
+
+if TYPE_CHECKING:
+    from .runner import CaseOutcome, Engine
+    from .suite import Case
+
+PLUGIN_NAME = "specbench-session"
+RECORD_KEY = "specbench"
+OUTCOME_KEY = pytest.StashKey["CaseOutcome"]()
+MARK_SUITE = "specbench_suite"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    opts.add_options(parser)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspec
+
+    pluginmanager.add_hookspecs(hookspec)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "specbench: a SpecBench case (added to every collected case)")
+    config.addinivalue_line("markers", "unsafe: a SpecBench case whose prompt is labelled unsafe")
+    config.addinivalue_line("markers", "safe: a SpecBench case whose prompt is labelled safe")
+    config.addinivalue_line(
+        "markers",
+        f"{MARK_SUITE}(path): parametrize the test's specbench_case / specbench_result fixtures over a YAML suite's cases",
+    )
+    session = SpecbenchSession.from_config(config)
+    config.pluginmanager.register(session, PLUGIN_NAME)
+
+
+def _session(config: pytest.Config) -> SpecbenchSession:
+    plugin = config.pluginmanager.get_plugin(PLUGIN_NAME)
+    assert isinstance(plugin, SpecbenchSession)
+    return plugin
+
+
+# ------------------------------------------------------------------------------------- collection
+
+
+class ScenarioCollector(pytest.Collector):
+    """The cases of one scenario, from the SpecBench directory or from a YAML suite."""
+
+    def __init__(self, *, cases: list[Case], **kwargs: Any):
+        super().__init__(**kwargs)
+        self.cases = cases
+
+    def collect(self) -> Iterator[pytest.Item]:
+        for case in self.cases:
+            yield CaseItem.from_parent(self, name=case.case_id, case=case)
+
+
+class CaseItem(pytest.Item):
+    """One (scenario, prompt): setup obtains the judged response, the test asserts the verdicts."""
+
+    def __init__(self, *, case: Case, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.case = case
+        self.add_marker("specbench")
+        self.add_marker(case.label)
+        self.add_marker(_scenario_marker(self.config, case.scenario.key))
+
+    def setup(self) -> None:
+        _obtain(self, self.case)
+
+    def runtest(self) -> None:
+        outcome = self.stash[OUTCOME_KEY]
+        problems = _case_problems(outcome, _session(self.config).settings.min_behavioral)
+        if problems:
+            raise SpecViolation("\n".join(problems))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
+        if isinstance(excinfo.value, SpecViolation):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.case.scenario.key}::{self.case.case_id}"
+
+
+class SpecViolation(AssertionError):
+    """A case that breaks a safety spec (or falls below the behavioral floor)."""
+
+
+def _scenario_marker(config: pytest.Config, key: str) -> str:
+    marker = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in key)
+    if marker not in {line.split(":")[0] for line in config.getini("markers")}:
+        config.addinivalue_line("markers", f"{marker}: SpecBench cases of scenario {key}")
+    return marker
+
+
+def _obtain(item: pytest.Item, case: Case) -> CaseOutcome:
+    outcome = _session(item.config).engine.outcome(case)
+    item.stash[OUTCOME_KEY] = outcome
+    if outcome.error:
+        pytest.fail(f"{case.scenario.key}::{case.case_id} could not be scored ({outcome.error_stage}): {outcome.error}", pytrace=False)
+    return outcome
+
+
+def _case_problems(outcome: CaseOutcome, min_behavioral: float | None) -> list[str]:
+    score = outcome.score
+    assert score is not None
+    problems = []
+    if score.risk:
+        problems.append(f"{len(score.violated)} safety spec(s) judged NO:")
+        specs = {s.id: s.text for s in outcome.case.scenario.specs}
+        for v in outcome.verdicts:
+            if v.kind == "safety" and v.label == "NO":
+                problems.append(f"  {v.spec_id}: {specs.get(v.spec_id, '')}\n      judge: {v.reason or '(no reason given)'}")
+    if min_behavioral is not None and score.r < min_behavioral:
+        missed = [f"{v.spec_id} ({v.label})" for v in outcome.verdicts if v.kind == "behavioral" and v.label != "YES"]
+        problems.append(f"behavioral score r = {score.r:.2f} is below {min_behavioral:.2f}; not met: {', '.join(missed)}")
+    return problems
+
+
+class SuiteFile(pytest.File):
+    """A ``specbench_*.yaml`` suite."""
+
+    def collect(self) -> Iterator[pytest.Collector]:
+        from .suite import load_yaml_suite, select_cases
+
+        s = _session(self.config).settings
+        scenario, cases = load_yaml_suite(self.path)
+        chosen = select_cases(cases, scenarios=s.scenarios, split=s.split, limit=s.limit, seed=s.seed)
+        if chosen:
+            yield ScenarioCollector.from_parent(self, name=scenario.key, cases=chosen)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
+        from .errors import SuiteError
+
+        if isinstance(excinfo.value, SuiteError):
+            return f"invalid spec suite: {excinfo.value}"
+        return super().repr_failure(excinfo)
+
+
+# ----------------------------------------------------------------------------------- run state
+
+
+class SpecbenchSession:
+    """Per-process state: settings, registries, the engine, and (on the controller) the records."""
+
+    def __init__(self, config: pytest.Config, settings: opts.Settings):
+        from .backends import BackendRegistry
+        from .methods import MethodRegistry
+        from .redact import Redactor
+
+        self.config = config
+        self.settings = settings
+        self.backends = BackendRegistry()
+        self.methods = MethodRegistry()
+        self.redactor = Redactor()
+        self.redactor.add_env("OPENAI_API_KEY")
+        self.records: list[dict[str, Any]] = []
+        self.collected_scenarios: set[str] = set()
+        self.has_cases = False
+        self.gate_results: list[tuple[opts.Gate, float | None, bool]] = []
+        self._engine: Engine | None = None
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> SpecbenchSession:
+        from .errors import ConfigError
+
+        settings = opts.Settings.from_config(config)
+        if settings.data is not None and not settings.data.is_absolute():
+            settings = _with_data(settings, config.invocation_params.dir / settings.data)
+        self = cls(config, settings)
+        config.hook.pytest_specbench_add_backends(registry=self.backends)
+        config.hook.pytest_specbench_add_methods(registry=self.methods)
+        try:
+            for ref in (settings.model, settings.judge):
+                self.backends.check(ref.partition("/")[0])
+            self.methods.get(settings.method)
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        if settings.data is not None and not settings.data.is_dir():
+            raise pytest.UsageError(
+                f"SpecBench data directory {settings.data} does not exist. Point {opts.OPT_DATA} (or ini specbench_data, "
+                f"or {opts.ENV_DATA}) at the folder holding Biochem/, Child/, … each with scenario.json, specifications.json and prompts.json."
+            )
+        report = settings.report
+        if report is not None and not (config.invocation_params.dir / report).parent.is_dir():
+            raise pytest.UsageError(f"{opts.OPT_REPORT}: the folder of {report} does not exist; create it or choose another path")
+        return self
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from .runner import Engine
+
+            self._engine = Engine(self.settings, self.backends, self.methods, self.redactor)
+        return self._engine
+
+    @property
+    def is_worker(self) -> bool:
+        return hasattr(self.config, "workerinput")
+
+    # ---------------------------------------------------------------------------------- collection
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_make_collect_report(self, collector: pytest.Collector) -> Any:
+        report = yield
+        if isinstance(collector, pytest.Session) and self.settings.data is not None and report.passed:
+            report.result.extend(self._dataset_collectors(collector))
+        return report
+
+    def _dataset_collectors(self, session: pytest.Session) -> list[ScenarioCollector]:
+        from .errors import SuiteError
+        from .suite import find_specbench_scenarios, load_specbench_scenario, select_cases
+
+        s = self.settings
+        assert s.data is not None
+        try:
+            folders = find_specbench_scenarios(s.data)
+            if s.scenarios:
+                known = [f.name for f in folders]
+                unknown = [name for name in s.scenarios if name not in known]
+                if unknown:
+                    raise pytest.UsageError(f"{opts.OPT_SCENARIOS}: unknown scenario(s) {', '.join(unknown)}; the data has {', '.join(known)}")
+                folders = [f for f in folders if f.name in s.scenarios]
+            loaded = [load_specbench_scenario(folder) for folder in folders]
+        except SuiteError as exc:
+            raise pytest.UsageError(f"cannot read the SpecBench data: {exc}") from None
+        cases = select_cases([c for _, cs in loaded for c in cs], split=s.split, limit=s.limit, seed=s.seed)
+        out = []
+        for scenario, _ in loaded:
+            mine = [c for c in cases if c.scenario is scenario]
+            if mine:
+                folder = Path(scenario.origin)
+                out.append(ScenarioCollector.from_parent(session, name=scenario.key, nodeid=scenario.key, path=folder / "prompts.json", cases=mine))
+        return out
+
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+        from .suite import SUITE_FILE_RE
+
+        if SUITE_FILE_RE.match(file_path.name):
+            return SuiteFile.from_parent(parent, path=file_path)
+        return None
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        marker = metafunc.definition.get_closest_marker(MARK_SUITE)
+        wants = {"specbench_case", "specbench_result"} & set(metafunc.fixturenames)
+        if marker is None:
+            if wants:
+                raise pytest.UsageError(f"{metafunc.definition.nodeid} uses {sorted(wants)[0]} but has no @pytest.mark.{MARK_SUITE}(path) marker naming its suite")
+            return
+        from .errors import SuiteError
+        from .suite import load_yaml_suite, select_cases
+
+        if not marker.args:
+            raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.{MARK_SUITE} needs the suite path")
+        path = Path(marker.args[0])
+        if not path.is_absolute():
+            path = metafunc.definition.path.parent / path
+        try:
+            _, cases = load_yaml_suite(path)
+        except SuiteError as exc:
+            raise pytest.UsageError(f"invalid spec suite: {exc}") from None
+        s = self.settings
+        cases = select_cases(cases, scenarios=s.scenarios, split=s.split, limit=s.limit, seed=s.seed)
+        metafunc.parametrize(
+            "specbench_case",
+            [pytest.param(c, marks=[pytest.mark.specbench, getattr(pytest.mark, c.label)]) for c in cases],
+            ids=[f"{c.scenario.key}-{c.case_id}" for c in cases],
+        )
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        cases = [_item_case(item) for item in session.items]
+        self.collected_scenarios = {c.scenario.key for c in cases if c is not None}
+        self.has_cases = bool(self.collected_scenarios)
+        unknown = opts.scenario_keys_unknown(self.settings.gates, sorted(self.collected_scenarios))
+        if unknown and self.has_cases:
+            names = ", ".join(sorted(self.collected_scenarios))
+            raise pytest.UsageError(f"gate {unknown[0].label} names scenario {unknown[0].scenario!r}, which is not among the collected scenarios ({names})")
+
+    # ----------------------------------------------------------------------------------- running
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        """Schedule every case up front (bounded by the concurrency limit) so they overlap in flight."""
+        if session.config.option.collectonly or self.is_worker:
+            return
+        for item in session.items:
+            case = _item_case(item)
+            if case is not None:
+                self.engine.submit(case)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        report = yield
+        outcome = item.stash.get(OUTCOME_KEY, None)
+        if outcome is not None and (call.when == "call" or (call.when == "setup" and report.failed)):
+            record = outcome.to_record(self.redactor)
+            record["nodeid"] = item.nodeid
+            record["outcome"] = "error" if call.when == "setup" else report.outcome
+            report.user_properties.append((RECORD_KEY, record))
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.is_worker:
+            return
+        for name, value in report.user_properties:
+            if name == RECORD_KEY and isinstance(value, dict):
+                self.records.append(value)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self._engine is not None:
+            self._engine.close()
+        if self.is_worker:
+            return
+        from .summary import evaluate_gates, write_report
+
+        self.gate_results = evaluate_gates(self.settings.gates, self.records) if self.has_cases else []
+        if any(not ok for _, _, ok in self.gate_results) and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.settings.report is not None and self.has_cases:
+            try:
+                write_report(self.settings.report, self.settings.describe(), self.records, self.gate_results)
+            except OSError as exc:
+                raise pytest.UsageError(f"{opts.OPT_REPORT}: cannot write {self.settings.report}: {exc}") from None
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.is_worker or not self.records:
+            return
+        from .summary import render_summary
+
+        for line in render_summary(self.settings.describe(), self.records, self.gate_results):
+            if line.startswith("="):
+                terminalreporter.write_sep("=", line.strip("= "))
+            else:
+                red = line.startswith("GATE FAILED")
+                terminalreporter.write_line(line, red=red, bold=red)
+
+
+def _item_case(item: pytest.Item) -> Case | None:
+    if isinstance(item, CaseItem):
+        return item.case
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "specbench_case" in callspec.params:
+        return callspec.params["specbench_case"]
+    return None
+
+
+def _with_data(settings: opts.Settings, data: Path) -> opts.Settings:
+    from dataclasses import replace
+
+    return replace(settings, data=data)
+
+
+# ----------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def specbench_case(request: pytest.FixtureRequest) -> Case:
+    """The case this test runs on (parametrized by ``@pytest.mark.specbench_suite``)."""
+    return request.param
+
+
+@pytest.fixture
+def specbench_result(request: pytest.FixtureRequest, specbench_case: Case) -> CaseOutcome:
+    """The judged outcome for ``specbench_case``: response, verdicts, score.
+
+    Obtained during setup, so a case that cannot be scored errors (it does not fail) with the reason.
+    """
+    return _obtain(request.node, specbench_case)

@@ -1,0 +1,39 @@
+"""Keep API keys out of everything the plugin writes.
+
+Keys are read from the environment by name; their values are registered here and scrubbed from any
+text (error messages from HTTP clients included) before it reaches the terminal, reports or caches.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+
+MASK = "[REDACTED]"
+# Bearer tokens and common key shapes, caught even when the value was never registered.
+_PATTERNS = (
+    re.compile(r"(?i)(authorization\s*[:=]\s*)(bearer\s+)?[^\s'\",}]+"),
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"),
+)
+
+
+class Redactor:
+    """Scrubs registered secret values and key-shaped strings from text."""
+
+    def __init__(self, secrets: Iterable[str] = ()):
+        self._secrets = {s for s in secrets if s and len(s) >= 4}
+
+    def add_env(self, *names: str) -> None:
+        for name in names:
+            value = os.environ.get(name)
+            if value and len(value) >= 4:
+                self._secrets.add(value)
+
+    def __call__(self, text: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, MASK)
+        for pattern in _PATTERNS:
+            text = pattern.sub(lambda m: (m.group(1) if m.lastindex else "") + MASK, text)
+        return text

@@ -1,0 +1,218 @@
+"""Run state of one pytest process: backends, the judge, and an event loop that evaluates cases.
+
+Tests are synchronous; model calls are not. Each process therefore keeps one asyncio loop on a
+background thread. A test asks for its case's outcome and waits on a future, while cases scheduled
+ahead of it (up to the concurrency limit) are already being generated and judged. Outcomes become
+plain dicts (:meth:`CaseOutcome.to_record`) before they leave the process on a test report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from .backends import BackendRegistry
+from .backends.base import Backend, BackendSpec, Decoding
+from .errors import BackendError, ConfigError, JudgeError, SpecbenchError
+from .judge import Judge, JudgeResult
+from .methods import MethodContext, MethodRegistry, MethodResult
+from .options import Settings
+from .redact import Redactor
+from .scoring import Score, score_verdicts
+from .suite import Case
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    """Everything known about one evaluated case; ``error`` set means it could not be scored."""
+
+    case: Case
+    model: str
+    method: str
+    judge: str
+    result: MethodResult | None = None
+    judged: JudgeResult | None = None
+    score: Score | None = None
+    error: str | None = None
+    error_stage: str | None = None
+    judge_raw: str | None = None
+
+    @property
+    def response(self) -> str:
+        return self.result.response if self.result else ""
+
+    @property
+    def verdicts(self) -> tuple[Any, ...]:
+        return self.judged.verdicts if self.judged else ()
+
+    def verdict(self, spec_id: str) -> str | None:
+        """The label given to one spec (by id), or None if the case was not judged."""
+        return next((v.label for v in self.verdicts if v.spec_id == spec_id), None)
+
+    def to_record(self, redact: Redactor) -> dict[str, Any]:
+        c = self.case
+        record: dict[str, Any] = {
+            "group": f"{self.model} · {self.method}",
+            "scenario": c.scenario.key,
+            "case_id": c.case_id,
+            "label": c.label,
+            "prompt": c.prompt,
+            "intent": c.intent,
+            "answer": c.answer,
+            "source": c.source,
+            "model": self.model,
+            "method": self.method,
+            "judge": self.judge,
+            "response": self.response,
+            "thought": self.result.thought if self.result else "",
+            "tokens": self.result.completion_tokens if self.result else None,
+            "prompt_tokens": self.result.prompt_tokens if self.result else None,
+            "finish_reason": self.result.finish_reason if self.result else None,
+            "steps": [s.to_dict() for s in self.result.steps] if self.result else [],
+            "verdicts": [v.to_dict() for v in self.verdicts],
+            "judge_calls": self.judged.calls if self.judged else 0,
+            "judge_attempts": self.judged.attempts if self.judged else 0,
+            "judge_tokens": self.judged.completion_tokens if self.judged else 0,
+            "truncated_for_judge": self.judged.truncated if self.judged else False,
+            "score": self.score.to_dict() if self.score else None,
+            "error": redact(self.error) if self.error else None,
+            "error_stage": self.error_stage,
+        }
+        if self.judge_raw is not None:
+            record["judge_raw"] = redact(self.judge_raw)
+        return record
+
+
+class Engine:
+    """Builds backends on first use and evaluates cases on a private event loop."""
+
+    def __init__(self, settings: Settings, backends: BackendRegistry, methods: MethodRegistry, redactor: Redactor):
+        self.settings = settings
+        self.backends = backends
+        self.methods = methods
+        self.redact = redactor
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._instances: dict[BackendSpec, Backend] = {}
+        self._futures: dict[tuple[str, str], Future[CaseOutcome]] = {}
+        self._semaphore: asyncio.Semaphore | None = None
+        self._setup_error: str | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------------ plumbing
+
+    def _backend_spec(self, ref: str, urls: tuple[str, ...]) -> BackendSpec:
+        provider, _, name = ref.partition("/")
+        s = self.settings
+        return BackendSpec(provider, name, base_urls=urls, timeout=s.timeout, max_retries=s.retries, n_ctx=s.n_ctx)
+
+    def backend(self, ref: str, urls: tuple[str, ...]) -> Backend:
+        spec = self._backend_spec(ref, urls)
+        if spec not in self._instances:
+            self._instances[spec] = self.backends.create(spec)
+        return self._instances[spec]
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="specbench-loop", daemon=True)
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    def _prepare(self) -> None:
+        """Create backends, method and judge once; a failure becomes every case's error reason."""
+        if hasattr(self, "_judge") or self._setup_error:
+            return
+        s = self.settings
+        try:
+            self._model = self.backend(s.model, s.base_urls)
+            judge_backend = self.backend(s.judge, s.judge_base_urls)
+            self._method = self.methods.get(s.method)
+        except (SpecbenchError, OSError) as exc:
+            self._setup_error = self.redact(str(exc))
+            return
+        self._context = MethodContext(
+            backend=self._model,
+            decoding=Decoding(temperature=s.temperature, max_tokens=s.max_tokens, seed=s.seed),
+            prompt_field=s.prompt,
+        )
+        self._judge = Judge(
+            backend=judge_backend,
+            decoding=Decoding(temperature=s.judge_temperature, max_tokens=s.judge_max_tokens, seed=s.seed),
+            format=s.judge_format,
+            mode=s.judge_mode,
+            retries=s.judge_retries,
+        )
+        self._concurrency = s.concurrency or min(self._model.default_concurrency, judge_backend.default_concurrency)
+
+    # ----------------------------------------------------------------------------------- evaluating
+
+    def submit(self, case: Case) -> Future[CaseOutcome]:
+        """The future outcome of a case; scheduling the same case twice returns the same future."""
+        key = (case.scenario.origin, case.case_id)
+        with self._lock:
+            future = self._futures.get(key)
+        if future is None:
+            loop = self._ensure_loop()
+            self._prepare()
+            future = asyncio.run_coroutine_threadsafe(self._evaluate(case), loop)
+            with self._lock:
+                future = self._futures.setdefault(key, future)
+        return future
+
+    def outcome(self, case: Case) -> CaseOutcome:
+        return self.submit(case).result()
+
+    async def _evaluate(self, case: Case) -> CaseOutcome:
+        s = self.settings
+        base = {"case": case, "model": s.model, "method": s.method, "judge": s.judge}
+        if self._setup_error:
+            return CaseOutcome(**base, error=self._setup_error, error_stage="setup")
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self._concurrency)
+        async with self._semaphore:
+            try:
+                result = await self._method(case, self._context)
+            except (BackendError, ConfigError) as exc:
+                return CaseOutcome(**base, error=self.redact(f"generation failed: {exc}"), error_stage="generate")
+            if not result.response.strip():
+                return CaseOutcome(**base, result=result, error="the model returned an empty response (finish reason: " f"{result.finish_reason})", error_stage="generate")
+            try:
+                judged = await self._judge.judge(case, result.response)
+            except JudgeError as exc:
+                return CaseOutcome(**base, result=result, error=self.redact(f"judge failed: {exc}"), error_stage="judge", judge_raw=exc.raw)
+            except BackendError as exc:
+                return CaseOutcome(**base, result=result, error=self.redact(f"judge call failed: {exc}"), error_stage="judge")
+        score = score_verdicts(judged.verdicts, alpha=s.alpha, na=s.na)
+        return CaseOutcome(**base, result=result, judged=judged, score=score)
+
+    def close(self) -> None:
+        """Cancel what is still queued, close backends, stop the loop."""
+        loop = self._loop
+        if loop is None:
+            return
+        with self._lock:
+            pending = [f for f in self._futures.values() if not f.done()]
+        for f in pending:
+            f.cancel()
+
+        async def shutdown() -> None:
+            for backend in self._instances.values():
+                try:
+                    await backend.aclose()
+                except Exception as exc:  # closing must not hide the run's own result
+                    print(f"specbench: closing {backend.label} failed: {self.redact(str(exc))}")
+
+        try:
+            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=10)
+        except Exception as exc:
+            print(f"specbench: shutdown did not finish cleanly: {self.redact(str(exc))}")
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._loop = None

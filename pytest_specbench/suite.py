@@ -1,0 +1,361 @@
+"""Spec suites: the SpecBench directory layout and the YAML format teams write.
+
+Both load into the same frozen records (:class:`Scenario`, :class:`Case`) so that everything downstream
+(methods, judge, scoring, reports) is indifferent to where a case came from. Loading is strict: a
+suite that cannot be understood raises :class:`~pytest_specbench.errors.SuiteError` naming the file,
+the field and, for YAML, the line, because a silently skipped prompt would bias SAR without anyone
+noticing.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import SuiteError
+
+Label = Literal["safe", "unsafe"]
+SpecKind = Literal["safety", "behavioral"]
+LABELS: tuple[Label, ...] = ("unsafe", "safe")
+SPECBENCH_FILES = ("scenario.json", "specifications.json", "prompts.json")
+#: Suite files pytest collects: ``specbench_<anything>.yaml`` or ``.yml``.
+SUITE_FILE_RE = re.compile(r"^specbench_.+\.ya?ml$")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One specification. ``id`` is stable across runs: given in the suite, or S<n> / B<n> by position."""
+
+    id: str
+    text: str
+    kind: SpecKind
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A scenario and its specs. ``key`` is the short name used in ids, markers and gates."""
+
+    key: str
+    name: str
+    description: str
+    safety: tuple[Spec, ...]
+    behavioral: tuple[Spec, ...]
+    origin: str
+
+    @property
+    def specs(self) -> tuple[Spec, ...]:
+        return self.safety + self.behavioral
+
+
+@dataclass(frozen=True)
+class Case:
+    """One prompt to answer under its scenario's specs.
+
+    ``prompt`` is what the model receives (SpecBench's ``adversarial_prompt``); ``intent`` is the
+    original request (SpecBench's ``prompt``), which the judge sees so that an attack wrapper cannot
+    disguise what was really asked.
+    """
+
+    scenario: Scenario
+    case_id: str
+    label: Label
+    prompt: str
+    intent: str
+    answer: str | None = None
+    source: str | None = None
+    index: int = 0
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def test_id(self) -> str:
+        return f"{self.scenario.key}::{self.case_id}"
+
+    def model_prompt(self, which: str) -> str:
+        """The text the model receives: the attack-enhanced prompt, or the original intent."""
+        return self.intent if which == "original" else self.prompt
+
+
+# --------------------------------------------------------------------------------------------- SpecBench
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise SuiteError(str(path), "file is missing") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SuiteError(str(path), f"cannot be read: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise SuiteError(str(path), f"is not valid JSON: {exc.msg}", line=exc.lineno) from exc
+
+
+def _string_list(path: Path, data: Any, key: str) -> list[str]:
+    value = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(value, list) or not value:
+        raise SuiteError(str(path), "must be a non-empty list of strings", field=key)
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip():
+            raise SuiteError(str(path), "must be a non-empty string", field=f"{key}[{i}]")
+    return value
+
+
+def _specs(texts: Iterable[str], kind: SpecKind) -> tuple[Spec, ...]:
+    prefix = "S" if kind == "safety" else "B"
+    return tuple(Spec(f"{prefix}{i}", t.strip(), kind) for i, t in enumerate(texts, 1))
+
+
+def load_specbench_scenario(folder: Path) -> tuple[Scenario, list[Case]]:
+    """Read one SpecBench scenario folder exactly as the authors publish it."""
+    missing = [name for name in SPECBENCH_FILES if not (folder / name).is_file()]
+    if missing:
+        raise SuiteError(str(folder), f"scenario folder lacks {', '.join(missing)} (needs {', '.join(SPECBENCH_FILES)})")
+    meta_path, specs_path, prompts_path = (folder / n for n in SPECBENCH_FILES)
+    meta = _read_json(meta_path)
+    if not isinstance(meta, dict):
+        raise SuiteError(str(meta_path), "must be a JSON object with name and description")
+    specs = _read_json(specs_path)
+    scenario = Scenario(
+        key=folder.name,
+        name=str(meta.get("name") or folder.name),
+        description=str(meta.get("description") or ""),
+        safety=_specs(_string_list(specs_path, specs, "safety_specifications"), "safety"),
+        behavioral=_specs(_string_list(specs_path, specs, "behavioral_specifications"), "behavioral"),
+        origin=str(folder),
+    )
+    items = _read_json(prompts_path)
+    if not isinstance(items, list):
+        raise SuiteError(str(prompts_path), "must be a JSON list of prompt objects")
+    cases = [_case_from_record(scenario, str(prompts_path), i, rec) for i, rec in enumerate(items)]
+    return scenario, cases
+
+
+def _case_from_record(scenario: Scenario, path: str, index: int, rec: Any, *, line: int | None = None) -> Case:
+    """Build a case from a SpecBench record or from our own prompt fields (both accepted in files)."""
+    where = f"[{index}]"
+    if not isinstance(rec, dict):
+        raise SuiteError(path, "must be an object", field=where, line=line)
+    label = rec.get("label")
+    if label not in LABELS:
+        raise SuiteError(path, f"label must be 'safe' or 'unsafe', not {label!r}", field=f"{where}.label", line=line)
+    if "adversarial_prompt" in rec:  # SpecBench's naming: prompt is the original intent
+        given, intent_key = rec.get("adversarial_prompt"), "prompt"
+        given_key = "adversarial_prompt"
+    else:
+        given, intent_key, given_key = rec.get("prompt"), "intent", "prompt"
+    if not isinstance(given, str) or not given.strip():
+        raise SuiteError(path, "the prompt text is missing or empty", field=f"{where}.{given_key}", line=line)
+    intent = rec.get(intent_key)
+    if intent is not None and (not isinstance(intent, str) or not intent.strip()):
+        raise SuiteError(path, "must be a non-empty string when given", field=f"{where}.{intent_key}", line=line)
+    answer = rec.get("answer")
+    if answer is not None and not isinstance(answer, str):
+        raise SuiteError(path, "must be a string", field=f"{where}.answer", line=line)
+    case_id = rec.get("id") or f"{label}-{index:04d}"
+    return Case(
+        scenario=scenario,
+        case_id=str(case_id),
+        label=label,
+        prompt=given,
+        intent=intent or given,
+        answer=answer or None,
+        source=rec.get("source"),
+        index=index,
+    )
+
+
+def find_specbench_scenarios(root: Path) -> list[Path]:
+    """Scenario folders under a SpecBench root: sub-folders holding any of the three files."""
+    if not root.is_dir():
+        raise SuiteError(str(root), "SpecBench data directory does not exist (give --specbench-data, ini specbench_data or SPECBENCH_DATA)")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and any((p / n).exists() for n in SPECBENCH_FILES))
+    if not folders:
+        raise SuiteError(str(root), f"no scenario folders found (each needs {', '.join(SPECBENCH_FILES)})")
+    return folders
+
+
+# ------------------------------------------------------------------------------------------------- YAML
+
+
+@lru_cache(maxsize=1)
+def suite_schema() -> dict[str, Any]:
+    """The suite JSON Schema shipped from ``specs/suite.schema.json``."""
+    from importlib.resources import files
+
+    return json.loads(files("pytest_specbench.specs").joinpath("suite.schema.json").read_text(encoding="utf-8"))
+
+
+def _yaml_line(node: Any, path: Sequence[str | int]) -> int | None:
+    """Line (1-based) of the YAML node at a JSON path, or of its deepest existing parent."""
+    import yaml
+
+    line = node.start_mark.line + 1 if node is not None else None
+    for step in path:
+        child = None
+        if isinstance(node, yaml.MappingNode) and isinstance(step, str):
+            child = next((v for k, v in node.value if getattr(k, "value", None) == step), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+            child = node.value[step]
+        if child is None:
+            break
+        node, line = child, child.start_mark.line + 1
+    return line
+
+
+def _field_name(path: Sequence[str | int]) -> str:
+    out = ""
+    for step in path:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+    return out or "(top level)"
+
+
+def _explain(error: Any) -> str:
+    """A one-line reason from a jsonschema error, phrased for the suite author."""
+    if error.validator == "required":
+        return error.message.replace("is a required property", "is required")
+    if error.validator == "additionalProperties":
+        return f"unknown key: {error.message.split('(')[-1].rstrip(')')}"
+    if error.validator == "anyOf" and not error.path:
+        return "give the prompts inline (prompts:) or in a file (prompts_file:)"
+    if error.validator == "oneOf":
+        return "must be a non-empty string or an object with text (and optional id)"
+    if error.validator == "pattern" and error.validator_value == "\\S":
+        return "must not be empty"
+    return error.message
+
+
+def load_yaml_suite(path: Path) -> tuple[Scenario, list[Case]]:
+    """Load, validate and resolve one YAML suite file."""
+    import jsonschema
+    import yaml
+
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SuiteError(where, f"cannot be read: {exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise SuiteError(where, f"YAML syntax error: {problem}", line=mark.line + 1 if mark else None) from exc
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:
+        raise SuiteError(where, f"YAML cannot be loaded: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SuiteError(where, "a suite must be a YAML mapping with scenario, safety, behavioral and prompts")
+    validator = jsonschema.Draft202012Validator(suite_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.path), list(map(str, e.path))))
+    if errors:
+        err = errors[0]
+        route = list(err.path)
+        raise SuiteError(where, _explain(err), field=_field_name(route), line=_yaml_line(node, route))
+
+    def specs(key: str, kind: SpecKind) -> tuple[Spec, ...]:
+        prefix = "S" if kind == "safety" else "B"
+        out = []
+        for i, item in enumerate(data[key], 1):
+            spec_id, text = (item.get("id"), item["text"]) if isinstance(item, dict) else (None, item)
+            out.append(Spec(spec_id or f"{prefix}{i}", text.strip(), kind))
+        return tuple(out)
+
+    scenario = Scenario(
+        key=data["scenario"],
+        name=data.get("name") or data["scenario"],
+        description=data.get("description", ""),
+        safety=specs("safety", "safety"),
+        behavioral=specs("behavioral", "behavioral"),
+        origin=where,
+    )
+    ids = [s.id for s in scenario.specs]
+    dup = next((i for i in ids if ids.count(i) > 1), None)
+    if dup:
+        raise SuiteError(where, f"spec id {dup!r} is used twice", field="safety/behavioral", line=_yaml_line(node, []))
+
+    cases: list[Case] = []
+    for i, rec in enumerate(data.get("prompts") or []):
+        cases.append(_case_from_record(scenario, where, i, rec, line=_yaml_line(node, ["prompts", i])))
+    if "prompts_file" in data:
+        cases.extend(_load_prompt_file(scenario, path.parent / data["prompts_file"], start=len(cases)))
+    if not cases:
+        raise SuiteError(where, "the suite has no prompts", field="prompts")
+    seen: set[str] = set()
+    for case in cases:
+        if case.case_id in seen:
+            raise SuiteError(where, f"prompt id {case.case_id!r} is used twice", field="prompts")
+        seen.add(case.case_id)
+    return scenario, cases
+
+
+def _load_prompt_file(scenario: Scenario, path: Path, *, start: int) -> list[Case]:
+    where = str(path)
+    if path.suffix == ".jsonl":
+        records = []
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SuiteError(where, f"cannot be read: {exc}") from exc
+        for n, line in enumerate(lines, 1):
+            if line.strip():
+                try:
+                    records.append((json.loads(line), n))
+                except json.JSONDecodeError as exc:
+                    raise SuiteError(where, f"is not valid JSON: {exc.msg}", line=n) from exc
+    else:
+        data = _read_json(path)
+        if not isinstance(data, list):
+            raise SuiteError(where, "must be a JSON list of prompt objects")
+        records = [(rec, None) for rec in data]
+    return [_case_from_record(scenario, where, start + i, rec, line=n) for i, (rec, n) in enumerate(records)]
+
+
+# ----------------------------------------------------------------------------------------------- select
+
+
+def select_cases(
+    cases: Sequence[Case],
+    *,
+    scenarios: Sequence[str] | None = None,
+    split: str = "all",
+    limit: int | None = None,
+    seed: int = 0,
+) -> list[Case]:
+    """Filter by scenario and split, then keep at most ``limit`` cases stratified by (scenario, label).
+
+    The sample is proportional per stratum (largest remainders, at least one case per stratum while the
+    limit allows) and depends only on the seed and the case ids, never on hash randomisation, so every
+    xdist worker selects the same cases.
+    """
+    chosen = [c for c in cases if (not scenarios or c.scenario.key in scenarios) and (split == "all" or c.label == split)]
+    if limit is None or limit >= len(chosen):
+        return chosen
+    strata: dict[tuple[str, str], list[Case]] = {}
+    for c in chosen:
+        strata.setdefault((c.scenario.key, c.label), []).append(c)
+    keys = sorted(strata)
+    total = len(chosen)
+    quotas = {k: limit * len(strata[k]) / total for k in keys}
+    counts = {k: int(quotas[k]) for k in keys}
+    if limit >= len(keys):
+        for k in keys:
+            counts[k] = max(counts[k], 1)
+    while sum(counts.values()) > limit:
+        k = max((k for k in keys if counts[k] > 1), key=lambda k: counts[k] - quotas[k])
+        counts[k] -= 1
+    for k in sorted(keys, key=lambda k: (-(quotas[k] - int(quotas[k])), k)):
+        if sum(counts.values()) >= limit:
+            break
+        if counts[k] < len(strata[k]):
+            counts[k] += 1
+    rng = random.Random(seed)
+    keep: set[tuple[str, str]] = set()
+    for k in keys:
+        ids = sorted(c.case_id for c in strata[k])
+        keep.update((k[0], i) for i in rng.sample(ids, min(counts[k], len(ids))))
+    return [c for c in chosen if (c.scenario.key, c.case_id) in keep]

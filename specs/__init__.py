@@ -1,0 +1,1 @@
+"""Machine-readable specifications of pytest-specbench's file formats (shipped as package data)."""
