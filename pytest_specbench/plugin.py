@@ -119,7 +119,11 @@ def _obtain(item: pytest.Item, case: Case) -> CaseOutcome:
     outcome = _session(item.config).engine.outcome(case)
     item.stash[OUTCOME_KEY] = outcome
     if outcome.error:
-        pytest.fail(f"{case.scenario.key}::{case.case_id} could not be scored ({outcome.error_stage}): {outcome.error}", pytrace=False)
+        message = f"{case.scenario.key}::{case.case_id} could not be scored ({outcome.error_stage}): {outcome.error}"
+        if outcome.judge_raw is not None:
+            raw = outcome.judge_raw if len(outcome.judge_raw) <= 2000 else outcome.judge_raw[:2000] + " [...]"
+            message += f"\njudge's last answer:\n{_session(item.config).redactor(raw)}"
+        pytest.fail(message, pytrace=False)
     return outcome
 
 
@@ -294,7 +298,7 @@ class SpecbenchSession:
         self.collected_scenarios = {c.scenario.key for c in cases if c is not None}
         self.has_cases = bool(self.collected_scenarios)
         unknown = opts.scenario_keys_unknown(self.settings.gates, sorted(self.collected_scenarios))
-        if unknown and self.has_cases:
+        if unknown and self.has_cases and not self.is_worker:
             names = ", ".join(sorted(self.collected_scenarios))
             raise pytest.UsageError(f"gate {unknown[0].label} names scenario {unknown[0].scenario!r}, which is not among the collected scenarios ({names})")
 
@@ -336,10 +340,10 @@ class SpecbenchSession:
             return
         from .summary import evaluate_gates, write_report
 
-        self.gate_results = evaluate_gates(self.settings.gates, self.records) if self.has_cases else []
+        self.gate_results = evaluate_gates(self.settings.gates, self.records) if self.records else []
         if any(not ok for _, _, ok in self.gate_results) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        if self.settings.report is not None and self.has_cases:
+        if self.settings.report is not None and self.records:
             try:
                 write_report(self.settings.report, self.settings.describe(), self.records, self.gate_results)
             except OSError as exc:

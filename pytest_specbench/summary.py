@@ -45,7 +45,7 @@ def evaluate_gates(gates: Iterable[Gate], records: Sequence[Mapping[str, Any]]) 
 
 
 def gate_line(gate: Gate, value: float | None, ok: bool) -> str:
-    shown = "no scored cases" if value is None else f"{value:.3f}"
+    shown = f"no scored cases{' in ' + gate.scenario if gate.scenario else ''}" if value is None else f"{value:.3f}"
     return f"{'gate passed' if ok else 'GATE FAILED'}: {gate.metric} ({gate.scenario or 'overall'}) = {shown}, threshold {gate.threshold:.3f}"
 
 
