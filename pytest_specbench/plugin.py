@@ -271,20 +271,20 @@ class SpecbenchSession:
         wants = {"specbench_case", "specbench_result"} & set(metafunc.fixturenames)
         if marker is None:
             if wants:
-                raise pytest.UsageError(f"{metafunc.definition.nodeid} uses {sorted(wants)[0]} but has no @pytest.mark.{MARK_SUITE}(path) marker naming its suite")
+                raise pytest.Collector.CollectError(f"{metafunc.definition.nodeid} uses {sorted(wants)[0]} but has no @pytest.mark.{MARK_SUITE}(path) marker naming its suite")
             return
         from .errors import SuiteError
         from .suite import load_yaml_suite, select_cases
 
         if not marker.args:
-            raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.{MARK_SUITE} needs the suite path")
+            raise pytest.Collector.CollectError(f"{metafunc.definition.nodeid}: @pytest.mark.{MARK_SUITE} needs the suite path")
         path = Path(marker.args[0])
         if not path.is_absolute():
             path = metafunc.definition.path.parent / path
         try:
             _, cases = load_yaml_suite(path)
         except SuiteError as exc:
-            raise pytest.UsageError(f"invalid spec suite: {exc}") from None
+            raise pytest.Collector.CollectError(f"invalid spec suite: {exc}") from None
         s = self.settings
         cases = select_cases(cases, scenarios=s.scenarios, split=s.split, limit=s.limit, seed=s.seed)
         metafunc.parametrize(
