@@ -59,10 +59,17 @@ class MethodResult:
 
 @dataclass(frozen=True)
 class MethodContext:
+    """What a method may use: the backend under test, its decoding, the method's options, and a scorer.
+
+    ``score_response`` rates a candidate response for the case with the run's own judge and returns s
+    (used by best-of-N and TPO); it is None when no judge is configured.
+    """
+
     backend: Backend
     decoding: Decoding
     prompt_field: str = "adversarial"
     options: Mapping[str, Any] = field(default_factory=dict)
+    score_response: Callable[[Case, str], Awaitable[float]] | None = None
 
     async def call(self, stage: str, messages: list[dict[str, str]], steps: list[Step], **kw: Any) -> Completion:
         completion = await self.backend.generate(GenerationRequest(messages=tuple(messages), decoding=self.decoding, **kw))
