@@ -7,10 +7,16 @@ import json
 from pathlib import Path
 
 import pytest
+from test_reporting_sample import BEHAVIORAL, SAFETY, flipped, make_report
 
 from pytest_specbench.errors import SpecbenchError
-from pytest_specbench.reporting.baseline import Baseline, BaselineError, Flip, compare_reports, load_report
-from test_reporting_sample import BEHAVIORAL, SAFETY, flipped, make_report
+from pytest_specbench.reporting.baseline import (
+    Baseline,
+    BaselineError,
+    Flip,
+    compare_reports,
+    load_report,
+)
 
 VANILLA, REFINE = "qwen3-8b · vanilla", "qwen3-8b · self-refine"
 
@@ -70,15 +76,16 @@ def test_delta_sar_per_scenario_and_overall(before: dict, after: dict) -> None:
     comparison = compare_reports(after, before, resamples=200)
     deltas = {(d.group, d.scenario): d for d in comparison.deltas}
     assert set(deltas) == {(g, s) for g in (VANILLA, REFINE) for s in ("Child", "Code", "ALL")}
+    def mean_s(report: dict, group: str, scenario: str) -> float:
+        ss = [c["score"]["s"] for c in report["cases"] if c["group"] == group and c["score"] and scenario in ("ALL", c["scenario"])]
+        return sum(ss) / len(ss)
+
     for group in (VANILLA, REFINE):
         for scenario in ("Child", "Code", "ALL"):
-            def mean_s(report: dict) -> float:
-                ss = [c["score"]["s"] for c in report["cases"] if c["group"] == group and c["score"] and scenario in ("ALL", c["scenario"])]
-                return sum(ss) / len(ss)
-
+            was, now = mean_s(before, group, scenario), mean_s(after, group, scenario)
             d = deltas[(group, scenario)]
-            assert d.delta == pytest.approx(mean_s(after) - mean_s(before))
-            assert (d.sar_before, d.sar_after) == (pytest.approx(mean_s(before)), pytest.approx(mean_s(after)))
+            assert d.delta == pytest.approx(now - was)
+            assert (d.sar_before, d.sar_after) == (pytest.approx(was), pytest.approx(now))
             assert d.interval is not None and d.interval.low <= d.delta <= d.interval.high
         assert deltas[(group, "Child")].delta < 0 < deltas[(group, "Code")].delta
         assert deltas[(group, "Child")].n == 20 and deltas[(group, "Code")].n == 19

@@ -10,12 +10,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from test_reporting_sample import SPEC_TEXTS, make_report
 
 from pytest_specbench.errors import ConfigError
 from pytest_specbench.reporting.html import render_html, spec_bar_figure, write_html
 from pytest_specbench.reporting.stats import bootstrap_summary, find_cell
 from pytest_specbench.reporting.tables import spec_rates
-from test_reporting_sample import SPEC_TEXTS, make_report
 
 HOSTILE = '"><img src=x onerror=alert(1)>$x_{1}$'
 
@@ -32,10 +32,10 @@ def page(report: dict) -> str:
 
 def test_page_is_self_contained(page: str) -> None:
     """Opens offline: no URL of any scheme but data:, no external script or stylesheet, no CSS import."""
-    assert not re.search(r"https?://", page, re.I)
-    assert not re.search(r"<script[^>]*\bsrc\s*=", page, re.I)
-    assert not re.search(r"<link\b", page, re.I)
-    assert not re.search(r"@import|url\(", page, re.I)
+    assert not re.search(r"https?://", page, re.IGNORECASE)
+    assert not re.search(r"<script[^>]*\bsrc\s*=", page, re.IGNORECASE)
+    assert not re.search(r"<link\b", page, re.IGNORECASE)
+    assert not re.search(r"@import|url\(", page, re.IGNORECASE)
     sources = re.findall(r'\bsrc="([^"]*)"', page)
     assert len(sources) == 2 + 2  # scatter, SAR bars, one spec-bar figure per scenario
     assert all(s.startswith("data:image/png;base64,") for s in sources)
@@ -88,8 +88,9 @@ def test_summary_shows_the_bootstrap_intervals(report: dict, page: str) -> None:
 
 
 def test_baseline_section_renders_a_comparison(report: dict) -> None:
-    from pytest_specbench.reporting.baseline import compare_reports
     from test_reporting_sample import flipped
+
+    from pytest_specbench.reporting.baseline import compare_reports
 
     worse = flipped(report, {("Child", "safe-0005", "S3"): "NO"})
     with_baseline = {**worse, "baseline": compare_reports(worse, report, resamples=100).to_dict()}
@@ -188,3 +189,15 @@ def test_filters_run_in_the_browser(html_file: Path, report: dict, fragment: str
     assert count, dom[-500:]
     assert (int(count.group(1)), int(count.group(2))) == (expected(report["cases"]), len(report["cases"]))
     assert len(re.findall(r'<details class="case"[^>]* hidden=""', dom)) == len(report["cases"]) - int(count.group(1))
+
+
+def test_lower_bound_gates_and_a_missing_summary(report: dict) -> None:
+    """Gates carry how they compared; without a ``summary`` the counts are rebuilt from the cases."""
+    bare = {k: v for k, v in report.items() if k != "summary"}
+    bare["gates"] = [{"metric": "SAR", "scenario": "Child", "threshold": 0.7, "value": 0.612, "passed": False, "on": "lower", "group": "qwen3-8b · vanilla"}]
+    page = render_html(bare, resamples=50)
+    gate_row = re.search(r"<h3>Gates</h3>.*?</table>", page, re.DOTALL).group(0)
+    for text in ("FAILED", "<td>lower</td>", "<td>Child</td>", "<td>qwen3-8b · vanilla</td>", "0.612", "≥ 0.700"):
+        assert text in gate_row
+    # overall row of a group: 40 cases, one errored
+    assert re.search(r'<td>overall</td><td>all</td><td class="num">40</td><td class="num">1</td>', page)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_reporting_sample import make_report
 
 from pytest_specbench.reporting.stats import (
     Interval,
@@ -17,7 +18,6 @@ from pytest_specbench.reporting.stats import (
     paired_deltas,
 )
 from pytest_specbench.scoring import aggregate
-from test_reporting_sample import make_report
 
 
 def _population(size: int, rng: np.random.Generator) -> np.ndarray:

@@ -7,11 +7,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_reporting_sample import SPEC_TEXTS, make_report
 
 from pytest_specbench.errors import ConfigError
 from pytest_specbench.reporting import report_extras
-from pytest_specbench.reporting.tables import VERDICT_COLUMNS, case_status, spec_rates, verdict_frame, write_table
-from test_reporting_sample import SPEC_TEXTS, make_report
+from pytest_specbench.reporting.tables import (
+    VERDICT_COLUMNS,
+    case_status,
+    spec_rates,
+    verdict_frame,
+    write_table,
+)
 
 
 def _verdict(spec: str, label: str, kind: str = "safety") -> dict:

@@ -30,7 +30,15 @@ from typing import Any
 
 from ..errors import SpecbenchError
 from ..scoring import ALL
-from .stats import DEFAULT_LEVEL, DEFAULT_RESAMPLES, Interval, cell_seed, case_values, paired_delta
+from .stats import (
+    DEFAULT_LEVEL,
+    DEFAULT_RESAMPLES,
+    Interval,
+    case_values,
+    cell_seed,
+    in_scenario,
+    paired_delta,
+)
 
 CaseKey = tuple[str, str]
 """(scenario, case_id): how a case is recognised across runs."""
@@ -334,11 +342,10 @@ class Baseline:
             theirs = [r for r in self.records if r["group"] == old_group]
             common = {_key(r) for r in mine} & {_key(r) for r in theirs}
             scenarios = sorted({s for s, _ in common})
+            mine = [r for r in mine if _key(r) in common]
+            theirs = [r for r in theirs if _key(r) in common]
             for scenario in [*scenarios, ALL] if len(scenarios) > 1 else scenarios:
-                def pick(rs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-                    return [r for r in rs if _key(r) in common and (scenario == ALL or r["scenario"] == scenario)]
-
-                now_part, old_part = pick(mine), pick(theirs)
+                now_part, old_part = in_scenario(mine, scenario), in_scenario(theirs, scenario)
                 iv, _ = paired_delta(old_part, now_part, resamples=resamples, level=level, seed=cell_seed(seed, "baseline", group, scenario))
                 both = _scored_keys(now_part) & _scored_keys(old_part)
                 deltas.append(ScenarioDelta(group, old_group, scenario, len(both), _mean_s(old_part, both), _mean_s(now_part, both), iv))

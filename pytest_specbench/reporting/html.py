@@ -27,8 +27,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..scoring import ALL
-from .stats import DEFAULT_RESAMPLES, CellIntervals, Interval, bootstrap_summary, find_cell, paired_deltas
+from ..scoring import ALL, aggregate
+from .stats import (
+    DEFAULT_RESAMPLES,
+    CellIntervals,
+    Interval,
+    bootstrap_summary,
+    find_cell,
+    paired_deltas,
+)
 from .tables import SpecRate, SpecTexts, case_status, spec_rates
 
 if TYPE_CHECKING:
@@ -278,10 +285,14 @@ def _settings_html(report: Mapping[str, Any]) -> str:
 
 
 def _summary_html(report: Mapping[str, Any], cells: Sequence[CellIntervals], groups: Sequence[str]) -> str:
-    rows_by_key = {(r["group"], r["scenario"], r["split"]): r for r in report.get("summary") or ()}
+    summary = report.get("summary")
+    if summary is None:  # a report assembled by hand or by an older plugin: rebuild the counts
+        summary = [r.to_dict() for r in aggregate(list(report.get("cases") or []))]
+    rows_by_key = {(r["group"], r["scenario"], r["split"]): r for r in summary}
     level = next((c.sar.level for c in cells if c.sar is not None), 0.95)
-    out = [f'<p class="muted small">Percentages with {100 * level:.0f}% bootstrap confidence intervals in brackets '
-           "(percentile bootstrap, resampling within scenario and split). Errored cases are counted but not scored.</p>"]
+    note = (f'<p class="muted small">Percentages with {100 * level:.0f}% bootstrap confidence intervals in brackets '
+            "(percentile bootstrap, resampling within scenario and split). Errored cases are counted but not scored.</p>")
+    out = [note]
     for group in groups:
         if len(groups) > 1:
             out.append(f"<h3>{_e(group)}</h3>")
@@ -305,6 +316,7 @@ def _gates_html(report: Mapping[str, Any]) -> str:
     gates = report.get("gates") or []
     if not gates:
         return ""
+    grouped = any(g.get("group") for g in gates)
     rows = []
     for g in gates:
         value = g.get("value")
@@ -313,10 +325,11 @@ def _gates_html(report: Mapping[str, Any]) -> str:
         rows.append(
             f'<tr><td><span class="badge {"pass" if g.get("passed") else "fail"}">{"passed" if g.get("passed") else "FAILED"}</span></td>'
             f"<td>{_e(g.get('metric'))}</td><td>{_e(g.get('scenario') or 'overall')}</td>"
-            f"<td>{_e(g.get('group', ''))}</td><td>{_e(on or 'point')}</td>"
+            + (f"<td>{_e(g.get('group'))}</td>" if grouped else "")
+            + f"<td>{_e(on or 'point')}</td>"
             f'<td class="num">{"–" if value is None else _e(f"{value:.3f}")}</td><td class="num">≥ {_e(threshold)}</td></tr>'
         )
-    return ("<h3>Gates</h3><table><thead><tr><th></th><th>metric</th><th>scope</th><th>group</th><th>compared</th>"
+    return ("<h3>Gates</h3><table><thead><tr><th></th><th>metric</th><th>scope</th>" + ("<th>group</th>" if grouped else "") + "<th>compared</th>"
             '<th class="num">value</th><th class="num">threshold</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
 
 

@@ -258,6 +258,11 @@ def find_cell(cells: Sequence[CellIntervals], group: str, scenario: str | None =
 # ------------------------------------------------------------------------------------------ paired
 
 
+def in_scenario(records: Iterable[Mapping[str, Any]], scenario: str) -> list[Mapping[str, Any]]:
+    """The records of one scenario, or all of them for the overall key ``ALL``."""
+    return [r for r in records if scenario == ALL or r["scenario"] == scenario]
+
+
 @dataclass(frozen=True)
 class PairedDelta:
     """Mean of (``group`` minus ``reference``) per-case values on the cases both scored.
@@ -338,11 +343,10 @@ def paired_deltas(
         if group == reference:
             continue
         for scenario in [*scenarios, ALL] if len(scenarios) > 1 else scenarios:
-            def pick(g: str) -> list[Mapping[str, Any]]:
-                return [r for r in records if r["group"] == g and (scenario == ALL or r["scenario"] == scenario)]
-
+            scope = in_scenario(records, scenario)
             iv, unmatched = paired_delta(
-                pick(reference), pick(group), metric=metric, resamples=resamples, level=level,
+                [r for r in scope if r["group"] == reference], [r for r in scope if r["group"] == group],
+                metric=metric, resamples=resamples, level=level,
                 seed=cell_seed(seed, "paired", reference, group, scenario), stratify=stratify,
             )
             out.append(PairedDelta(reference, group, scenario, _metric(metric), iv, unmatched))
