@@ -193,22 +193,22 @@ class Judge:
         structured = self.format != "tags"
         raw, tokens, problem = "", 0, ""
         for attempt in range(1, self.retries + 2):
-            decoding = self.decoding
-            if attempt > 1 and decoding.seed is not None:
-                decoding = Decoding(**{**decoding.__dict__, "seed": decoding.seed + attempt - 1})
-            completion = await self.backend.generate(
-                GenerationRequest(
-                    messages=messages,
-                    decoding=decoding,
-                    json_schema=self.schema([keys[s.id] for s in specs]) if structured else None,
-                    schema_dialect="json_object" if self.format == "json_object" else "json_schema",
-                )
+            request = GenerationRequest(
+                messages=messages,
+                decoding=self.decoding,
+                sample=attempt - 1,  # a re-ask is a new draw: another seed, another cache entry
+                json_schema=self.schema([keys[s.id] for s in specs]) if structured else None,
+                schema_dialect="json_object" if self.format == "json_object" else "json_schema",
             )
+            completion = await self.backend.generate(request)
             raw, tokens = completion.text, tokens + completion.completion_tokens
             try:
                 verdicts = self.parse(raw, safety, behavioral, keys)
             except ValueError as exc:
                 problem = str(exc)
+                forget = getattr(self.backend, "forget", None)
+                if forget is not None:  # an unreadable answer must not be replayed from the cache
+                    forget(request)
                 continue
             return JudgeResult(tuple(verdicts), raw, attempt, attempt, tokens, truncated)
         raise JudgeError(f"the judge's answer could not be read after {self.retries + 1} attempts: {problem}", raw=raw, attempts=self.retries + 1)

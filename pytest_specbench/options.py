@@ -48,6 +48,8 @@ OPT_MIN_BEHAVIORAL = "--specbench-min-behavioral"
 OPT_MIN_SAR = "--specbench-min-sar"
 OPT_MIN_SAFETY = "--specbench-min-safety"
 OPT_REPORT = "--specbench-report"
+OPT_CACHE = "--specbench-cache"
+OPT_REFRESH = "--specbench-refresh"
 
 ENV_DATA = "SPECBENCH_DATA"
 DEFAULT_MODEL = "llamacpp/smollm2"
@@ -213,6 +215,8 @@ OPTIONS: tuple[OptionDef, ...] = (
     OptionDef(OPT_MIN_SAR, "Gate: overall SAR (0.62) or one scenario's (Child:0.7); repeatable.", gate("SAR"), repeat=True, metavar="[SCENARIO:]X"),
     OptionDef(OPT_MIN_SAFETY, "Gate on the safety score, like --specbench-min-sar; repeatable.", gate("safety"), repeat=True, metavar="[SCENARIO:]X"),
     OptionDef(OPT_REPORT, "Write a JSON report of every case and the aggregates to PATH.", str, metavar="PATH"),
+    OptionDef(OPT_CACHE, "SQLite store of model calls (default: in pytest's cache dir); 'none' disables it.", str, metavar="PATH"),
+    OptionDef(OPT_REFRESH, "Ignore stored results for responses, verdicts or all (they are recomputed and replaced).", choice("responses", "verdicts", "all")),
 )
 
 
@@ -282,6 +286,8 @@ class Settings:
     min_behavioral: float | None
     gates: tuple[Gate, ...] = field(default_factory=tuple)
     report: Path | None = None
+    cache: str | None = None
+    refresh: str | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -317,6 +323,8 @@ class Settings:
             min_behavioral=v["specbench_min_behavioral"],
             gates=tuple(v["specbench_min_sar"]) + tuple(v["specbench_min_safety"]),
             report=Path(v["specbench_report"]) if v["specbench_report"] else None,
+            cache=v["specbench_cache"],
+            refresh=v["specbench_refresh"],
         )
 
     def describe(self) -> dict[str, Any]:

@@ -53,6 +53,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     session = SpecbenchSession.from_config(config)
     config.pluginmanager.register(session, PLUGIN_NAME)
+    if config.pluginmanager.hasplugin("xdist") and not session.is_worker and getattr(config.option, "numprocesses", None):
+        config.pluginmanager.register(XdistControllerHooks(session), f"{PLUGIN_NAME}-xdist")
 
 
 def _session(config: pytest.Config) -> SpecbenchSession:
@@ -185,6 +187,9 @@ class SpecbenchSession:
         self.has_cases = False
         self.gate_results: list[tuple[opts.Gate, float | None, bool]] = []
         self._engine: Engine | None = None
+        self._interactor: Any = None
+        self._seen: set[tuple[str, Any, str]] = set()
+        self.progress = Progress()
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> SpecbenchSession:
@@ -207,6 +212,15 @@ class SpecbenchSession:
                 f"SpecBench data directory {settings.data} does not exist. Point {opts.OPT_DATA} (or ini specbench_data, "
                 f"or {opts.ENV_DATA}) at the folder holding Biochem/, Child/, … each with scenario.json, specifications.json and prompts.json."
             )
+        self.cache_path = _cache_path(config, settings)
+        if self.cache_path is not None and not self.is_worker and not config.option.collectonly:
+            from .cache import CallCache
+            from .errors import ConfigError as _ConfigError
+
+            try:
+                CallCache(self.cache_path).close()
+            except _ConfigError as exc:
+                raise pytest.UsageError(str(exc)) from None
         report = settings.report
         if report is not None and not (config.invocation_params.dir / report).parent.is_dir():
             raise pytest.UsageError(f"{opts.OPT_REPORT}: the folder of {report} does not exist; create it or choose another path")
@@ -217,7 +231,7 @@ class SpecbenchSession:
         if self._engine is None:
             from .runner import Engine
 
-            self._engine = Engine(self.settings, self.backends, self.methods, self.redactor)
+            self._engine = Engine(self.settings, self.backends, self.methods, self.redactor, cache_path=self.cache_path)
         return self._engine
 
     @property
@@ -295,6 +309,7 @@ class SpecbenchSession:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         cases = [_item_case(item) for item in session.items]
+        self.progress.total = sum(1 for c in cases if c is not None)
         self.collected_scenarios = {c.scenario.key for c in cases if c is not None}
         self.has_cases = bool(self.collected_scenarios)
         unknown = opts.scenario_keys_unknown(self.settings.gates, sorted(self.collected_scenarios))
@@ -314,6 +329,35 @@ class SpecbenchSession:
             if case is not None:
                 self.engine.submit(case)
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        """On an xdist worker, schedule the cases queued for this worker so they are in flight together."""
+        if not self.is_worker:
+            return
+        for queued in [item, *self._worker_queue(item.session), nextitem]:
+            case = _item_case(queued) if queued is not None else None
+            if case is not None:
+                self.engine.submit(case)
+
+    def _worker_queue(self, session: pytest.Session) -> list[pytest.Item]:
+        """Items xdist has already assigned to this worker, read from its test queue when it exposes one.
+
+        pytest-xdist keeps the assigned indices in ``WorkerInteractor.torun`` (a lockable deque). That is
+        not a public API, so anything unexpected means "no look-ahead": the worker then pipelines only
+        the current and the next test, which is slower but still correct.
+        """
+        if self._interactor is None:
+            self._interactor = next((p for p in self.config.pluginmanager.get_plugins() if type(p).__name__ == "WorkerInteractor"), False)
+        queue = getattr(self._interactor, "torun", None)
+        if queue is None or not hasattr(queue, "lock"):
+            return []
+        try:
+            with queue.lock() as pending:
+                indices = [i for i in pending if isinstance(i, int)]
+        except Exception:  # private API changed shape: fall back to no look-ahead
+            return []
+        return [session.items[i] for i in indices if i < len(session.items)]
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         report = yield
@@ -330,7 +374,16 @@ class SpecbenchSession:
             return
         for name, value in report.user_properties:
             if name == RECORD_KEY and isinstance(value, dict):
+                key = (value["group"], value.get("suite"), value["case_id"])
+                if key in self._seen:  # the same case asserted by several tests counts once
+                    continue
+                self._seen.add(key)
                 self.records.append(value)
+                line = self.progress.update(value, self._engine.in_flight if self._engine is not None else None)
+                if line and self.config.get_verbosity() >= 0:
+                    reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+                    if reporter is not None:
+                        reporter.write_line(line)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -362,6 +415,55 @@ class SpecbenchSession:
                 terminalreporter.write_line(line, red=red, bold=red)
 
 
+class Progress:
+    """A progress line every tenth of a long run (or every 30 s): cases done, tokens, rate, time left."""
+
+    MIN_CASES = 100
+    EVERY_S = 30.0
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = 0
+        self.tokens = 0
+        self._start: float | None = None
+        self._last = 0.0
+        self._next_fraction = 0.1
+
+    def update(self, record: dict[str, Any], in_flight: int | None = None) -> str | None:
+        import time
+
+        now = time.monotonic()
+        if self._start is None:
+            self._start = self._last = now
+        self.done += 1
+        self.tokens += (record.get("tokens") or 0) + (record.get("judge_tokens") or 0)
+        if self.total < self.MIN_CASES:
+            return None
+        fraction = self.done / self.total
+        if fraction < self._next_fraction and now - self._last < self.EVERY_S and self.done != self.total:
+            return None
+        while self._next_fraction <= fraction:
+            self._next_fraction += 0.1
+        self._last = now
+        elapsed = max(now - self._start, 1e-9)
+        rate = self.done / elapsed
+        left = (self.total - self.done) / rate if rate else 0.0
+        flight = f" · {in_flight} in flight" if in_flight is not None else ""
+        return f"specbench: {self.done}/{self.total} cases{flight} · {self.tokens:,} tokens · {rate:.1f} cases/s · about {left:.0f} s left"
+
+
+class XdistControllerHooks:
+    """Hooks that exist only with pytest-xdist; registered on the controller when xdist is active."""
+
+    def __init__(self, session: SpecbenchSession):
+        self.session = session
+
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        # Workers collect, the controller does not: take the case count from the first worker's list.
+        if not self.session.progress.total:
+            self.session.progress.total = len(ids)
+
+
 def _item_case(item: pytest.Item) -> Case | None:
     if isinstance(item, CaseItem):
         return item.case
@@ -369,6 +471,18 @@ def _item_case(item: pytest.Item) -> Case | None:
     if callspec is not None and "specbench_case" in callspec.params:
         return callspec.params["specbench_case"]
     return None
+
+
+def _cache_path(config: pytest.Config, settings: opts.Settings) -> Path | None:
+    """The call store: --specbench-cache, or a file in pytest's cache dir; None when disabled."""
+    if settings.cache is not None:
+        if settings.cache.lower() == "none":
+            return None
+        return config.invocation_params.dir / Path(settings.cache).expanduser()
+    cache = getattr(config, "cache", None)
+    if cache is None:  # -p no:cacheprovider and no explicit path
+        return None
+    return cache.mkdir("specbench") / "calls.sqlite3"
 
 
 def _with_data(settings: opts.Settings, data: Path) -> opts.Settings:

@@ -12,10 +12,12 @@ import asyncio
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .backends import BackendRegistry
 from .backends.base import Backend, BackendSpec, Decoding
+from .cache import CachedBackend, CallCache
 from .errors import BackendError, ConfigError, JudgeError, SpecbenchError
 from .judge import Judge, JudgeResult
 from .methods import MethodContext, MethodRegistry, MethodResult
@@ -57,6 +59,7 @@ class CaseOutcome:
         record: dict[str, Any] = {
             "group": f"{self.model} · {self.method}",
             "scenario": c.scenario.key,
+            "suite": c.scenario.origin,
             "case_id": c.case_id,
             "label": c.label,
             "prompt": c.prompt,
@@ -89,8 +92,18 @@ class CaseOutcome:
 class Engine:
     """Builds backends on first use and evaluates cases on a private event loop."""
 
-    def __init__(self, settings: Settings, backends: BackendRegistry, methods: MethodRegistry, redactor: Redactor):
+    def __init__(
+        self,
+        settings: Settings,
+        backends: BackendRegistry,
+        methods: MethodRegistry,
+        redactor: Redactor,
+        cache_path: Path | None = None,
+    ):
         self.settings = settings
+        self.cache_path = cache_path
+        self.cache: CallCache | None = None
+        self.in_flight = 0
         self.backends = backends
         self.methods = methods
         self.redact = redactor
@@ -133,6 +146,11 @@ class Engine:
             self._model = self.backend(s.model, s.base_urls)
             judge_backend = self.backend(s.judge, s.judge_base_urls)
             self._method = self.methods.get(s.method)
+            if self.cache_path is not None:
+                self.cache = CallCache(self.cache_path)
+                refresh = s.refresh or ""
+                self._model = CachedBackend(self._model, self.cache, "responses", refresh in ("responses", "all"))
+                judge_backend = CachedBackend(judge_backend, self.cache, "verdicts", refresh in ("verdicts", "all"))
         except (SpecbenchError, OSError) as exc:
             self._setup_error = self.redact(str(exc))
             return
@@ -176,19 +194,28 @@ class Engine:
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self._concurrency)
         async with self._semaphore:
+            self.in_flight += 1
             try:
-                result = await self._method(case, self._context)
-            except (BackendError, ConfigError) as exc:
-                return CaseOutcome(**base, error=self.redact(f"generation failed: {exc}"), error_stage="generate")
-            if not result.response.strip():
-                return CaseOutcome(**base, result=result, error="the model returned an empty response (finish reason: " f"{result.finish_reason})", error_stage="generate")
-            try:
-                judged = await self._judge.judge(case, result.response)
-            except JudgeError as exc:
-                return CaseOutcome(**base, result=result, error=self.redact(f"judge failed: {exc}"), error_stage="judge", judge_raw=exc.raw)
-            except BackendError as exc:
-                return CaseOutcome(**base, result=result, error=self.redact(f"judge call failed: {exc}"), error_stage="judge")
-        score = score_verdicts(judged.verdicts, alpha=s.alpha, na=s.na)
+                return await self._evaluate_now(case, base)
+            finally:
+                self.in_flight -= 1
+
+    async def _evaluate_now(self, case: Case, base: dict[str, Any]) -> CaseOutcome:
+        """Generate, then judge, then score; any failure becomes the outcome's error, with its stage."""
+        try:
+            result = await self._method(case, self._context)
+        except (BackendError, ConfigError) as exc:
+            return CaseOutcome(**base, error=self.redact(f"generation failed: {exc}"), error_stage="generate")
+        if not result.response.strip():
+            reason = f"the model returned an empty response (finish reason: {result.finish_reason})"
+            return CaseOutcome(**base, result=result, error=reason, error_stage="generate")
+        try:
+            judged = await self._judge.judge(case, result.response)
+        except JudgeError as exc:
+            return CaseOutcome(**base, result=result, error=self.redact(f"judge failed: {exc}"), error_stage="judge", judge_raw=exc.raw)
+        except BackendError as exc:
+            return CaseOutcome(**base, result=result, error=self.redact(f"judge call failed: {exc}"), error_stage="judge")
+        score = score_verdicts(judged.verdicts, alpha=self.settings.alpha, na=self.settings.na)
         return CaseOutcome(**base, result=result, judged=judged, score=score)
 
     def close(self) -> None:
@@ -208,6 +235,8 @@ class Engine:
                 except Exception as exc:  # closing must not hide the run's own result
                     print(f"specbench: closing {backend.label} failed: {self.redact(str(exc))}")
 
+        if self.cache is not None:
+            self.cache.close()
         try:
             asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=10)
         except Exception as exc:

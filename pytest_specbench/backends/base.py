@@ -51,7 +51,9 @@ class GenerationRequest:
     """Everything one model call needs.
 
     ``prefill`` is a partial assistant turn the model must continue (thinking interventions);
-    ``json_schema`` asks for output constrained to that schema where the backend can enforce it.
+    ``json_schema`` asks for output constrained to that schema where the backend can enforce it;
+    ``sample`` tells apart otherwise identical requests (best-of-N draws): it offsets the seed and is
+    part of the cache key.
     """
 
     messages: tuple[Mapping[str, str], ...]
@@ -60,6 +62,11 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     json_schema: Mapping[str, Any] | None = None
     schema_dialect: str = "json_schema"
+    sample: int = 0
+
+    @property
+    def seed(self) -> int | None:
+        return None if self.decoding.seed is None else self.decoding.seed + self.sample
 
 
 @dataclass(frozen=True)

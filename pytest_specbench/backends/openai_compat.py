@@ -32,10 +32,18 @@ class OpenAICompatBackend(Backend):
         except ImportError as exc:  # pragma: no cover - openai is a hard dependency
             raise BackendUnavailable("the openai provider needs the openai package: pip install openai") from exc
         self._openai = openai
-        urls = spec.base_urls or (os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",)
-        key = os.environ.get(spec.api_key_env) or NO_KEY
-        self._clients = [openai.AsyncOpenAI(base_url=url, api_key=key, max_retries=0, timeout=spec.timeout) for url in urls]
-        self._next = itertools.cycle(range(len(self._clients)))
+        self.base_urls = spec.base_urls or (os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",)
+        self._clients: list[Any] = []
+        self._next = itertools.cycle(range(len(self.base_urls)))
+
+    def _client(self) -> Any:
+        """The next client, round-robin. Clients are made on first use: a run served from the cache makes none."""
+        if not self._clients:
+            key = os.environ.get(self.spec.api_key_env) or NO_KEY
+            self._clients = [
+                self._openai.AsyncOpenAI(base_url=url, api_key=key, max_retries=0, timeout=self.spec.timeout) for url in self.base_urls
+            ]
+        return self._clients[next(self._next)]
 
     def request_body(self, request: GenerationRequest) -> dict[str, Any]:
         """The keyword arguments for ``chat.completions.create``; vendor fields go in ``extra_body``."""
@@ -47,8 +55,8 @@ class OpenAICompatBackend(Backend):
             body["temperature"] = d.temperature
         if d.top_p is not None:
             body["top_p"] = d.top_p
-        if d.seed is not None:
-            body["seed"] = d.seed
+        if request.seed is not None:
+            body["seed"] = request.seed
         if request.stop:
             body["stop"] = list(request.stop)
         if request.prefill is not None:
@@ -68,8 +76,7 @@ class OpenAICompatBackend(Backend):
         return body
 
     async def _generate_once(self, request: GenerationRequest) -> Completion:
-        client = self._clients[next(self._next)]
-        response = await client.chat.completions.create(**self.request_body(request))
+        response = await self._client().chat.completions.create(**self.request_body(request))
         if not response.choices:
             raise ValueError("the server answered with no choices")
         choice = response.choices[0]
