@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -32,6 +33,8 @@ from .errors import ConfigError
 SCHEMA_VERSION = 1
 KINDS = ("responses", "verdicts")
 BUSY_TIMEOUT_S = 30.0
+#: Environment variable to change how long a writer waits for another process's lock (seconds).
+ENV_BUSY_TIMEOUT = "SPECBENCH_CACHE_BUSY_TIMEOUT"
 
 
 def request_key(backend_label: str, request: GenerationRequest) -> str:
@@ -60,15 +63,23 @@ class CallCache:
         self.hits = 0
         self.misses = 0
         self.write_failures = 0
+        timeout = float(os.environ.get(ENV_BUSY_TIMEOUT) or BUSY_TIMEOUT_S)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None)
+            self._db = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, kind TEXT NOT NULL, backend TEXT NOT NULL, completion TEXT NOT NULL, created REAL NOT NULL)"
             )
             self._db.execute("SELECT count(*) FROM calls").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise ConfigError(f"the specbench cache at {path} cannot be opened ({exc}); choose another with --specbench-cache=PATH") from exc
+            raise ConfigError(
+                f"the specbench cache at {path} is locked by another process (waited {timeout:g} s). Wait for that run to "
+                "finish, or use another file with --specbench-cache=PATH."
+            ) from exc
         except sqlite3.DatabaseError as exc:
             raise ConfigError(
                 f"the specbench cache at {path} cannot be used ({exc}). Delete the file to start a fresh cache, "
