@@ -1,10 +1,11 @@
-"""Model calls for the toolkit: one backend factory, one on-disk cache, one concurrent runner.
+"""Model calls for the toolkit: one backend factory, the plugin's call cache, one concurrent runner.
 
 Why a cache: synthesizing and attack-enhancing a suite costs thousands of calls; an interrupted or
-repeated run should pay only for what it has not asked yet. The cache is a single SQLite file keyed
-by the SHA-256 of everything that determines an answer (backend, messages, decoding settings with
-the seed, schema), so two commands that ask the same question share the answer, and asking with
-another seed is a new question. Embeddings are cached in the same file, per (model, text).
+repeated run should pay only for what it has not asked yet. Completions go through the plugin's own
+content-keyed store (:mod:`pytest_specbench.cache`), so a command and a pytest run that ask the same
+question (same backend, messages, decoding with seed, schema) share the answer when pointed at the same
+file, and asking with another seed is a new question. Embeddings, which the plugin never makes, have a
+small store of their own here (:class:`EmbeddingCache`).
 
 Why a runner: commands map an async function over items. :func:`run_items` bounds concurrency by
 what the backend can serve, shows a progress bar with rate and time left, and hands each result to
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import sqlite3
 import sys
 import threading
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..backends import BackendRegistry
-from ..backends.base import Backend, BackendSpec, Completion, GenerationRequest
+from ..backends.base import Backend, BackendSpec
 from ..errors import ConfigError
 from .errors import InputError
 from .store import cache_root
@@ -34,70 +34,52 @@ R = TypeVar("R")
 
 #: The default model: the embedded SmolLM2-135M, so every command works offline out of the box.
 DEFAULT_MODEL = "llamacpp/smollm2"
-CACHE_FILE = "calls.sqlite"
+CALLS_FILE = "calls.sqlite3"
+EMBEDDINGS_FILE = "embeddings.sqlite3"
 
 
-def default_cache_dir() -> Path:
-    return cache_root()
+def default_cache_path() -> Path:
+    """The toolkit's call store: ``<platform cache>/pytest-specbench/calls.sqlite3``."""
+    return cache_root() / CALLS_FILE
 
 
-class CallCache:
-    """Completions and embeddings keyed by content hash, in one SQLite file (safe across threads)."""
+def open_call_cache(path: Path | None) -> Any:
+    """The plugin's :class:`~pytest_specbench.cache.CallCache` at ``path`` (default location if None)."""
+    from ..cache import CallCache
 
-    def __init__(self, folder: Path):
-        folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / CACHE_FILE
+    return CallCache(Path(path).expanduser() if path else default_cache_path())
+
+
+class EmbeddingCache:
+    """Sentence embeddings keyed by (embedder id, text), as float32 bytes in one SQLite file."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, dim INTEGER NOT NULL, value BLOB NOT NULL)")
-        self._db.commit()
-        self.hits = 0
-        self.misses = 0
-
-    @staticmethod
-    def completion_key(backend_label: str, request: GenerationRequest) -> str:
-        blob = {
-            "backend": backend_label,
-            "messages": [dict(m) for m in request.messages],
-            "decoding": request.decoding.to_key(),
-            "prefill": request.prefill,
-            "stop": list(request.stop),
-            "schema": request.json_schema,
-            "dialect": request.schema_dialect,
-        }
-        return hashlib.sha256(json.dumps(blob, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
-
-    def get_completion(self, key: str) -> Completion | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM completions WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            self.misses += 1
-            return None
-        self.hits += 1
-        return Completion(**json.loads(row[0]))
-
-    def put_completion(self, key: str, completion: Completion) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO completions VALUES (?, ?)", (key, json.dumps(completion.__dict__)))
+        try:
+            self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, dim INTEGER NOT NULL, value BLOB NOT NULL)")
             self._db.commit()
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"the embedding cache {path} cannot be used ({exc}); delete it or pass --no-cache") from exc
 
     @staticmethod
-    def embedding_key(model: str, text: str) -> str:
-        return hashlib.sha256(f"{model}\x00{text}".encode()).hexdigest()
+    def key(model: str, text: str) -> str:
+        return hashlib.sha256(f"{model}\x00{text}".encode("utf-8", "surrogatepass")).hexdigest()
 
-    def get_embeddings(self, keys: Sequence[str]) -> dict[str, bytes]:
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
         with self._lock:
             for start in range(0, len(keys), 500):
                 chunk = list(keys[start : start + 500])
                 marks = ",".join("?" * len(chunk))
-                for key, _dim, value in self._db.execute(f"SELECT key, dim, value FROM embeddings WHERE key IN ({marks})", chunk):
+                for key, value in self._db.execute(f"SELECT key, value FROM embeddings WHERE key IN ({marks})", chunk):
                     found[key] = value
         return found
 
-    def put_embeddings(self, rows: Iterable[tuple[str, int, bytes]]) -> None:
+    def put_many(self, rows: Iterable[tuple[str, int, bytes]]) -> None:
         with self._lock:
             self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", list(rows))
             self._db.commit()
@@ -107,36 +89,8 @@ class CallCache:
             self._db.close()
 
 
-class CachedBackend:
-    """A backend seen through the cache: same ``generate``, answered from disk when it can be.
-
-    Only successful completions are stored; a failure is never cached, so a rerun retries it.
-    """
-
-    def __init__(self, backend: Backend, cache: CallCache | None):
-        self.backend = backend
-        self.cache = cache
-        self.label = backend.label
-        self.calls = 0
-
-    @property
-    def default_concurrency(self) -> int:
-        return self.backend.default_concurrency
-
-    async def generate(self, request: GenerationRequest) -> Completion:
-        key = CallCache.completion_key(self.label, request) if self.cache else ""
-        if self.cache:
-            hit = self.cache.get_completion(key)
-            if hit is not None:
-                return hit
-        self.calls += 1
-        completion = await self.backend.generate(request)
-        if self.cache:
-            self.cache.put_completion(key, completion)
-        return completion
-
-    async def aclose(self) -> None:
-        await self.backend.aclose()
+def open_embedding_cache(folder: Path | None) -> EmbeddingCache:
+    return EmbeddingCache((Path(folder).expanduser() if folder else cache_root()) / EMBEDDINGS_FILE)
 
 
 def parse_model(ref: str, option: str = "--model") -> tuple[str, str]:
@@ -150,20 +104,36 @@ def make_backend(
     ref: str,
     base_urls: Sequence[str] = (),
     *,
-    cache: CallCache | None,
     timeout: float = 120.0,
     retries: int = 3,
     n_ctx: int = 4096,
     option: str = "--model",
-) -> CachedBackend:
-    """Build the backend named ``PROVIDER/NAME`` through the plugin's registry, behind the cache."""
+) -> Backend:
+    """The backend named ``PROVIDER/NAME`` from the plugin's registry (what ``--model`` names)."""
     provider, name = parse_model(ref, option)
     spec = BackendSpec(provider, name, base_urls=tuple(base_urls), timeout=timeout, max_retries=retries, n_ctx=n_ctx)
     try:
-        backend = BackendRegistry().create(spec)
+        return BackendRegistry().create(spec)
     except ConfigError as exc:
         raise InputError(f"{option}: {exc}") from exc
-    return CachedBackend(backend, cache)
+
+
+def cached(backend: Backend, cache: Any, kind: str = "responses") -> Backend:
+    """``backend`` behind the plugin's call store (unchanged when ``cache`` is None).
+
+    ``kind`` is the store's bucket: ``responses`` for text a model writes, ``verdicts`` for a judging
+    answer such as the attack verifier's; one backend may be wrapped twice, once per role.
+    """
+    if cache is None:
+        return backend
+    from ..cache import CachedBackend
+
+    return CachedBackend(backend, cache, kind)
+
+
+def real(backend: Backend) -> Backend:
+    """The backend under any cache wrapper (to close each engine once)."""
+    return getattr(backend, "inner", backend)
 
 
 def progress(total: int, desc: str, unit: str, enabled: bool | None) -> Any:

@@ -36,7 +36,7 @@ from .errors import InputError
 if TYPE_CHECKING:
     import numpy as np
 
-    from .calls import CallCache
+    from .calls import EmbeddingCache
 
 #: Summed distances closer than this (relative) are a tie; floating-point summation order must not
 #: decide which prompt survives.
@@ -181,7 +181,7 @@ def embed(
     texts: Sequence[str],
     *,
     model: str = DEFAULT_EMBEDDER,
-    cache: CallCache | None = None,
+    cache: EmbeddingCache | None = None,
     bar: Any = None,
     batch_size: int = EMBED_BATCH,
 ) -> np.ndarray:
@@ -193,8 +193,8 @@ def embed(
     import numpy as np
 
     source, model_id = embedder_path(model)
-    keys = [cache.embedding_key(model_id, t) for t in texts] if cache else []
-    found = cache.get_embeddings(keys) if cache else {}
+    keys = [cache.key(model_id, t) for t in texts] if cache else []
+    found = cache.get_many(keys) if cache else {}
     missing = [k for k in range(len(texts)) if not cache or keys[k] not in found]
     vectors: list[np.ndarray | None] = [None] * len(texts)
     for k in range(len(texts)):
@@ -220,7 +220,7 @@ def embed(
             for row, k in enumerate(idx):
                 vectors[k] = out[row]
             if cache:
-                cache.put_embeddings((keys[k], out.shape[1], out[row].tobytes()) for row, k in enumerate(idx))
+                cache.put_many((keys[k], out.shape[1], out[row].tobytes()) for row, k in enumerate(idx))
             if bar is not None:
                 bar.update(len(idx))
     return np.vstack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
