@@ -49,6 +49,12 @@ OPT_MIN_SAR = "--specbench-min-sar"
 OPT_MIN_SAFETY = "--specbench-min-safety"
 OPT_REPORT = "--specbench-report"
 OPT_CACHE = "--specbench-cache"
+OPT_HTML = "--specbench-html"
+OPT_CSV = "--specbench-csv"
+OPT_GATE_ON = "--specbench-gate-on"
+OPT_BASELINE = "--specbench-baseline"
+OPT_MAX_DROP = "--specbench-max-drop"
+OPT_BOOTSTRAP = "--specbench-bootstrap"
 OPT_REFRESH = "--specbench-refresh"
 
 ENV_DATA = "SPECBENCH_DATA"
@@ -215,6 +221,12 @@ OPTIONS: tuple[OptionDef, ...] = (
     OptionDef(OPT_MIN_SAR, "Gate: overall SAR (0.62) or one scenario's (Child:0.7); repeatable.", gate("SAR"), repeat=True, metavar="[SCENARIO:]X"),
     OptionDef(OPT_MIN_SAFETY, "Gate on the safety score, like --specbench-min-sar; repeatable.", gate("safety"), repeat=True, metavar="[SCENARIO:]X"),
     OptionDef(OPT_REPORT, "Write a JSON report of every case and the aggregates to PATH.", str, metavar="PATH"),
+    OptionDef(OPT_HTML, "Write a self-contained HTML report (figures, per-spec rates, every case) to PATH.", str, metavar="PATH"),
+    OptionDef(OPT_CSV, "Write one row per (case, spec verdict) to PATH (.csv, or .parquet with pyarrow).", str, metavar="PATH"),
+    OptionDef(OPT_GATE_ON, "Gates compare the point estimate or the 95% bootstrap interval's lower bound.", choice("point", "lower"), "point"),
+    OptionDef(OPT_BASELINE, "A previous JSON report: show spec flips and ΔSAR, fail cases whose verdicts got worse.", str, metavar="PATH"),
+    OptionDef(OPT_MAX_DROP, "Gate: fail when SAR (overall or any scenario) fell by more than this against the baseline.", fraction),
+    OptionDef(OPT_BOOTSTRAP, "Bootstrap resamples for the confidence intervals.", positive_int, 2000),
     OptionDef(OPT_CACHE, "SQLite store of model calls (default: in pytest's cache dir); 'none' disables it.", str, metavar="PATH"),
     OptionDef(OPT_REFRESH, "Ignore stored results for responses, verdicts or all (they are recomputed and replaced).", choice("responses", "verdicts", "all")),
 )
@@ -288,6 +300,12 @@ class Settings:
     report: Path | None = None
     cache: str | None = None
     refresh: str | None = None
+    html: Path | None = None
+    csv: Path | None = None
+    gate_on: str = "point"
+    baseline: Path | None = None
+    max_drop: float | None = None
+    bootstrap: int = 2000
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -325,6 +343,12 @@ class Settings:
             report=Path(v["specbench_report"]) if v["specbench_report"] else None,
             cache=v["specbench_cache"],
             refresh=v["specbench_refresh"],
+            html=Path(v["specbench_html"]) if v["specbench_html"] else None,
+            csv=Path(v["specbench_csv"]) if v["specbench_csv"] else None,
+            gate_on=v["specbench_gate_on"],
+            baseline=Path(v["specbench_baseline"]) if v["specbench_baseline"] else None,
+            max_drop=v["specbench_max_drop"],
+            bootstrap=v["specbench_bootstrap"],
         )
 
     def describe(self) -> dict[str, Any]:
@@ -342,6 +366,7 @@ class Settings:
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
             "judge_temperature": self.judge_temperature,
+            "gate_on": self.gate_on,
         }
 
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 PLUGIN_NAME = "specbench-session"
 RECORD_KEY = "specbench"
 OUTCOME_KEY = pytest.StashKey["CaseOutcome"]()
+RECORD_STASH = pytest.StashKey[dict]()
 MARK_SUITE = "specbench_suite"
 
 
@@ -93,7 +94,12 @@ class CaseItem(pytest.Item):
 
     def runtest(self) -> None:
         outcome = self.stash[OUTCOME_KEY]
-        problems = _case_problems(outcome, _session(self.config).settings.min_behavioral)
+        session = _session(self.config)
+        problems = _case_problems(outcome, session.settings.min_behavioral)
+        if session.baseline is not None:
+            change = session.baseline.change(session.record(self, outcome))
+            if change is not None and change.worse:
+                problems.append(change.message())
         if problems:
             raise SpecViolation("\n".join(problems))
 
@@ -189,6 +195,11 @@ class SpecbenchSession:
         self._engine: Engine | None = None
         self._interactor: Any = None
         self._seen: set[tuple[str, Any, str]] = set()
+        self.baseline: Any = None
+        self.spec_texts: dict[str, dict[str, str]] = {}
+        self._specs_sent: set[str] = set()
+        self.intervals: list[Any] = []
+        self.comparison: Any = None
         self.progress = Progress()
 
     @classmethod
@@ -221,9 +232,20 @@ class SpecbenchSession:
                 CallCache(self.cache_path).close()
             except _ConfigError as exc:
                 raise pytest.UsageError(str(exc)) from None
-        report = settings.report
-        if report is not None and not (config.invocation_params.dir / report).parent.is_dir():
-            raise pytest.UsageError(f"{opts.OPT_REPORT}: the folder of {report} does not exist; create it or choose another path")
+        for flag, out in ((opts.OPT_REPORT, settings.report), (opts.OPT_HTML, settings.html), (opts.OPT_CSV, settings.csv)):
+            if out is not None and not (config.invocation_params.dir / out).parent.is_dir():
+                raise pytest.UsageError(f"{flag}: the folder of {out} does not exist; create it or choose another path")
+        if settings.csv is not None and settings.csv.suffix.lower() not in (".csv", ".parquet"):
+            raise pytest.UsageError(f"{opts.OPT_CSV}: {settings.csv} must end in .csv or .parquet")
+        if settings.max_drop is not None and settings.baseline is None:
+            raise pytest.UsageError(f"{opts.OPT_MAX_DROP} compares against a previous run: give it with {opts.OPT_BASELINE}=PREVIOUS.json")
+        if settings.baseline is not None:
+            from .reporting.baseline import Baseline, BaselineError
+
+            try:
+                self.baseline = Baseline.load(config.invocation_params.dir / settings.baseline)
+            except BaselineError as exc:
+                raise pytest.UsageError(f"{opts.OPT_BASELINE}: {exc}") from None
         return self
 
     @property
@@ -312,6 +334,14 @@ class SpecbenchSession:
         self.progress.total = sum(1 for c in cases if c is not None)
         self.collected_scenarios = {c.scenario.key for c in cases if c is not None}
         self.has_cases = bool(self.collected_scenarios)
+        if self.baseline is not None and self.has_cases and not self.is_worker:
+            from .reporting.baseline import BaselineError
+
+            live = [c for c in cases if c is not None]
+            try:
+                self.baseline.check_suite([(c.scenario.key, c.case_id) for c in live], {c.scenario.key: [sp.id for sp in c.scenario.specs] for c in live})
+            except BaselineError as exc:
+                raise pytest.UsageError(f"{opts.OPT_BASELINE}: {exc}") from None
         unknown = opts.scenario_keys_unknown(self.settings.gates, sorted(self.collected_scenarios))
         if unknown and self.has_cases and not self.is_worker:
             names = ", ".join(sorted(self.collected_scenarios))
@@ -363,17 +393,39 @@ class SpecbenchSession:
         report = yield
         outcome = item.stash.get(OUTCOME_KEY, None)
         if outcome is not None and (call.when == "call" or (call.when == "setup" and report.failed)):
+            record = dict(self.record(item, outcome))
+            record["outcome"] = "error" if call.when == "setup" else report.outcome
+            scenario = outcome.case.scenario
+            if scenario.origin not in self._specs_sent:  # spec texts travel once per scenario and process
+                self._specs_sent.add(scenario.origin)
+                record["scenario_specs"] = {sp.id: sp.text for sp in scenario.specs}
+            report.user_properties.append((RECORD_KEY, record))
+            if outcome.score is not None:  # small scalars on the item reach every report, JUnit's included
+                item.user_properties += [
+                    ("specbench_s", round(outcome.score.s, 6)),
+                    ("specbench_risk", outcome.score.risk),
+                    ("specbench_r", round(outcome.score.r, 6)),
+                    ("specbench_violated", ",".join(outcome.score.violated)),
+                ]
+        return report
+
+    def record(self, item: pytest.Item, outcome: CaseOutcome) -> dict[str, Any]:
+        """The case's plain record, built once per item."""
+        record = item.stash.get(RECORD_STASH, None)
+        if record is None:
             record = outcome.to_record(self.redactor)
             record["nodeid"] = item.nodeid
-            record["outcome"] = "error" if call.when == "setup" else report.outcome
-            report.user_properties.append((RECORD_KEY, record))
-        return report
+            item.stash[RECORD_STASH] = record
+        return record
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
             return
         for name, value in report.user_properties:
             if name == RECORD_KEY and isinstance(value, dict):
+                specs = value.pop("scenario_specs", None)
+                if specs:
+                    self.spec_texts.setdefault(value["scenario"], dict(specs))
                 key = (value["group"], value.get("suite"), value["case_id"])
                 if key in self._seen:  # the same case asserted by several tests counts once
                     continue
@@ -391,23 +443,48 @@ class SpecbenchSession:
             self._engine.close()
         if self.is_worker:
             return
-        from .summary import evaluate_gates, write_report
+        if not self.records:
+            return
+        from .reporting.stats import bootstrap_summary, paired_deltas
+        from .reporting.tables import spec_rates
+        from .summary import build_report, evaluate_gates, write_report
 
-        self.gate_results = evaluate_gates(self.settings.gates, self.records) if self.records else []
-        if any(not ok for _, _, ok in self.gate_results) and session.exitstatus == pytest.ExitCode.OK:
+        st = self.settings
+        self.intervals = bootstrap_summary(self.records, resamples=st.bootstrap, seed=st.seed)
+        self.gate_results = evaluate_gates(st.gates, self.records, self.intervals, on=st.gate_on)
+        failed = any(not g.passed for g in self.gate_results)
+        if self.baseline is not None:
+            self.comparison = self.baseline.compare(self.records, settings=st.describe(), resamples=st.bootstrap, seed=st.seed)
+            failed = failed or (st.max_drop is not None and bool(self.comparison.drops(st.max_drop)))
+        if failed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        if self.settings.report is not None and self.records:
-            try:
-                write_report(self.settings.report, self.settings.describe(), self.records, self.gate_results)
-            except OSError as exc:
-                raise pytest.UsageError(f"{opts.OPT_REPORT}: cannot write {self.settings.report}: {exc}") from None
+        if st.report is None and st.html is None and st.csv is None:
+            return
+        extras = {
+            "intervals": [cell.to_dict() for cell in self.intervals],
+            "paired_deltas": [d.to_dict() for d in paired_deltas(self.records, resamples=st.bootstrap, seed=st.seed)],
+            "spec_rates": [r.to_dict() for r in spec_rates(self.records)],
+        }
+        report = build_report(st.describe(), self.records, self.gate_results, extras, self.spec_texts, self.comparison)
+        base = self.config.invocation_params.dir
+        if st.report is not None:
+            write_report(base / st.report, report)
+        if st.html is not None:
+            from .reporting.html import write_html
+
+            write_html(report, base / st.html, self.spec_texts, resamples=st.bootstrap)
+        if st.csv is not None:
+            from .reporting.tables import write_table
+
+            write_table(self.records, base / st.csv, self.spec_texts)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker or not self.records:
             return
         from .summary import render_summary
 
-        for line in render_summary(self.settings.describe(), self.records, self.gate_results):
+        lines = render_summary(self.settings.describe(), self.records, self.gate_results, self.intervals, self.comparison, self.settings.max_drop)
+        for line in lines:
             if line.startswith("="):
                 terminalreporter.write_sep("=", line.strip("= "))
             else:

@@ -6,14 +6,35 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from .options import Gate
-from .scoring import ALL, Row, aggregate, overall
+from .scoring import ALL, aggregate
 
-GateResult = tuple[Gate, "float | None", bool]
+
+@dataclass(frozen=True)
+class GateResult:
+    """One gate checked for one (model · method) group."""
+
+    gate: Gate
+    group: str
+    value: float | None
+    passed: bool
+    on: str = "point"
+
+    @property
+    def line(self) -> str:
+        g = self.gate
+        shown = f"no scored cases{' in ' + g.scenario if g.scenario else ''}" if self.value is None else f"{self.value:.3f}"
+        what = f"{g.metric} ({g.scenario or 'overall'})" + (", 95% lower bound" if self.on == "lower" else "")
+        return f"{'gate passed' if self.passed else 'GATE FAILED'}: {what} = {shown}, threshold {g.threshold:.3f}"
+
+    def to_dict(self) -> dict[str, Any]:
+        g = self.gate
+        return {"metric": g.metric, "scenario": g.scenario, "threshold": g.threshold, "group": self.group, "value": self.value, "passed": self.passed, "on": self.on}
 
 
 def _pct(x: float | None) -> str:
@@ -24,33 +45,39 @@ def _groups(records: Sequence[Mapping[str, Any]]) -> list[str]:
     return list(dict.fromkeys(r["group"] for r in records))
 
 
-def gate_value(gate: Gate, rows: Sequence[Row], group: str) -> float | None:
-    metric = "sar" if gate.metric == "SAR" else "safety"
-    if gate.scenario is None:
-        row = overall(rows, group)
-    else:
-        row = next((r for r in rows if r.group == group and r.scenario == gate.scenario and r.split == "all"), None)
-    return None if row is None else getattr(row, metric)
+def evaluate_gates(gates: Iterable[Gate], records: Sequence[Mapping[str, Any]], intervals: Sequence[Any], on: str = "point") -> list[GateResult]:
+    """Each gate against each (model · method) group, on the point estimate or the interval's lower bound.
 
+    A gate with no scored case fails: a gate that cannot be checked must not let a run through.
+    """
+    from .reporting.stats import find_cell, gate_decision
 
-def evaluate_gates(gates: Iterable[Gate], records: Sequence[Mapping[str, Any]]) -> list[GateResult]:
-    """Each gate against each (model · method) group; a gate with no scored case fails."""
-    rows = aggregate(records)
     results: list[GateResult] = []
+    metric_of = {"SAR": "sar", "safety": "safety"}
     for gate in gates:
         for group in _groups(records) or ["(no cases)"]:
-            value = gate_value(gate, rows, group)
-            results.append((gate, value, value is not None and value >= gate.threshold))
+            cell = find_cell(intervals, group, gate.scenario)
+            decision = gate_decision(None if cell is None else cell.get(metric_of[gate.metric]), gate.threshold, on=on)
+            results.append(GateResult(gate, group, decision.value, decision.passed, on))
     return results
 
 
-def gate_line(gate: Gate, value: float | None, ok: bool) -> str:
-    shown = f"no scored cases{' in ' + gate.scenario if gate.scenario else ''}" if value is None else f"{value:.3f}"
-    return f"{'gate passed' if ok else 'GATE FAILED'}: {gate.metric} ({gate.scenario or 'overall'}) = {shown}, threshold {gate.threshold:.3f}"
+def _ci(cell: Any, metric: str) -> str:
+    iv = None if cell is None else cell.get(metric)
+    return "" if iv is None else f"[{100 * iv.low:.1f}, {100 * iv.high:.1f}]"
 
 
-def render_summary(settings: Mapping[str, Any], records: Sequence[Mapping[str, Any]], gates: Sequence[GateResult]) -> list[str]:
+def render_summary(
+    settings: Mapping[str, Any],
+    records: Sequence[Mapping[str, Any]],
+    gates: Sequence[GateResult],
+    intervals: Sequence[Any] = (),
+    baseline: Any = None,
+    max_drop: float | None = None,
+) -> list[str]:
     """The SpecBench section of pytest's terminal summary, as lines."""
+    from .reporting.stats import find_cell
+
     rows = aggregate(records)
     lines = ["= SpecBench summary ="]
     na = "NA excluded from r (paper)" if settings["na_policy"] == "paper" else "NA counted as a miss in r (authors' code)"
@@ -58,35 +85,73 @@ def render_summary(settings: Mapping[str, Any], records: Sequence[Mapping[str, A
         f"model {settings['model']} | method {settings['method']} | judge {settings['judge']} ({settings['judge_format']}, {settings['judge_mode']}) "
         f"| prompt {settings['prompt']} | alpha {settings['alpha']:g} | {na}"
     )
-    header = f"{'scenario':<14}{'split':<8}{'cases':>6}{'errors':>7}{'safety%':>9}{'behav%':>8}{'SAR%':>7}{'tokens':>8}"
-    for group in _groups(records):
-        if len(_groups(records)) > 1:
+    header = f"{'scenario':<14}{'split':<8}{'cases':>6}{'errors':>7}{'safety%':>9}{'behav%':>8}{'SAR%':>7}  {'SAR 95% CI':<14}{'tokens':>7}"
+    groups = _groups(records)
+    for group in groups:
+        if len(groups) > 1:
             lines.append(f"-- {group}")
         lines.append(header)
         for row in (r for r in rows if r.group == group):
             name = "overall" if row.scenario == ALL else row.scenario
             tokens = "-" if row.tokens is None else f"{row.tokens:.0f}"
+            cell = find_cell(intervals, group, None if row.scenario == ALL else row.scenario, row.split) if intervals else None
             lines.append(
-                f"{name[:13]:<14}{row.split:<8}{row.cases:>6}{row.errors:>7}{_pct(row.safety):>9}{_pct(row.behavioral):>8}{_pct(row.sar):>7}{tokens:>8}"
+                f"{name[:13]:<14}{row.split:<8}{row.cases:>6}{row.errors:>7}{_pct(row.safety):>9}{_pct(row.behavioral):>8}{_pct(row.sar):>7}  {_ci(cell, 'sar'):<14}{tokens:>7}"
             )
     errors = sum(1 for r in records if r.get("error"))
     if errors:
         lines.append(f"{errors} case(s) errored and are not in the scores; their reasons are in the errors above.")
-    lines += [gate_line(*g) for g in gates]
+    if baseline is not None:
+        lines += baseline_lines(baseline, max_drop)
+    lines += [g.line for g in gates]
     return lines
 
 
-def write_report(path: Path, settings: Mapping[str, Any], records: Sequence[Mapping[str, Any]], gates: Sequence[GateResult]) -> None:
-    """Write the JSON report atomically (a reader never sees half a file)."""
-    rows = aggregate(records)
+def baseline_lines(comparison: Any, max_drop: float | None) -> list[str]:
+    """ΔSAR per scenario and the flip counts against a previous report."""
+    flips = ", ".join(f"{kind} {n}" for kind, n in comparison.flip_counts().items()) or "none"
+    lines = [f"baseline {Path(comparison.baseline).name}: {len(comparison.worse)} case(s) worse; spec flips: {flips}"]
+    for d in comparison.deltas:
+        if d.delta is None:
+            continue
+        name = "overall" if d.scenario == ALL else d.scenario
+        lines.append(f"  ΔSAR {name}: {100 * d.delta:+.1f} points ({_pct(d.sar_before)} → {_pct(d.sar_after)}, {d.n} cases)")
+    if max_drop is not None:
+        drops = comparison.drops(max_drop)
+        for d in drops:
+            name = "overall" if d.scenario == ALL else d.scenario
+            lines.append(f"GATE FAILED: SAR drop ({name}) = {-d.delta:.3f}, allowed {max_drop:.3f}")
+        if not drops:
+            lines.append(f"gate passed: no SAR drop above {max_drop:.3f}")
+    return lines
+
+
+def build_report(
+    settings: Mapping[str, Any],
+    records: Sequence[Mapping[str, Any]],
+    gates: Sequence[GateResult],
+    extras: Mapping[str, Any],
+    specs: Mapping[str, Mapping[str, str]],
+    baseline: Any = None,
+) -> dict[str, Any]:
+    """The report as one plain dict: what the JSON file holds and what the HTML is drawn from."""
     report = {
         "tool": "pytest-specbench",
         "version": __version__,
         "settings": dict(settings),
-        "summary": [r.to_dict() for r in rows],
-        "gates": [{"metric": g.metric, "scenario": g.scenario, "threshold": g.threshold, "value": v, "passed": ok} for g, v, ok in gates],
+        "summary": [r.to_dict() for r in aggregate(records)],
+        "gates": [g.to_dict() for g in gates],
+        "specs": {k: dict(v) for k, v in specs.items()},
+        **extras,
         "cases": list(records),
     }
+    if baseline is not None:
+        report["baseline"] = baseline.to_dict()
+    return report
+
+
+def write_report(path: Path, report: Mapping[str, Any]) -> None:
+    """Write the JSON report atomically (a reader never sees half a file)."""
     fd, tmp = tempfile.mkstemp(prefix=".specbench-", suffix=".json", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
