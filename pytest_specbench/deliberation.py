@@ -523,16 +523,31 @@ class RewardModelScorer:
 
 
 async def _rate(scorer: Callable[[Case, str], Any], case: Case, candidates: Sequence[Candidate]) -> list[Candidate]:
+    """Score every non-empty candidate concurrently.
+
+    An unreadable verdict leaves that candidate unscored (it can still win only if nothing was scored).
+    If the rater could not be *reached* for any candidate (a reward server that is down), that is an
+    error, not a silent fall-back to "fewest tokens".
+    """
+    unreachable: list[RequestFailed] = []
+
     async def one(c: Candidate) -> Candidate:
         if not c.response.strip():
             return c
         try:
             score = await scorer(case, c.response)
-        except (JudgeError, RequestFailed):
-            return c  # unscored, never "best": an unreadable verdict must not pick the answer
+        except JudgeError:
+            return c
+        except RequestFailed as exc:
+            unreachable.append(exc)
+            return c
         return replace(c, score=None if score is None else float(score))
 
-    return list(await asyncio.gather(*(one(c) for c in candidates)))
+    rated = list(await asyncio.gather(*(one(c) for c in candidates)))
+    attempted = sum(1 for c in candidates if c.response.strip())
+    if attempted and len(unreachable) == attempted:
+        raise unreachable[0]
+    return rated
 
 
 async def _draw(ctx: MethodContext, stage: str, messages: list[dict[str, str]], steps: list[Step], first_index: int, count: int) -> list[Candidate]:
