@@ -10,6 +10,7 @@ Methods are looked up by name in :class:`MethodRegistry`; plugins add their own 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ class Step:
     prompt_tokens: int
     finish_reason: str | None
     attempts: int = 1
+    seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -72,8 +74,10 @@ class MethodContext:
     score_response: Callable[[Case, str], Awaitable[float]] | None = None
 
     async def call(self, stage: str, messages: list[dict[str, str]], steps: list[Step], **kw: Any) -> Completion:
+        start = time.perf_counter()
         completion = await self.backend.generate(GenerationRequest(messages=tuple(messages), decoding=self.decoding, **kw))
-        steps.append(Step(stage, completion.completion_tokens, completion.prompt_tokens, completion.finish_reason, completion.attempts))
+        elapsed = time.perf_counter() - start
+        steps.append(Step(stage, completion.completion_tokens, completion.prompt_tokens, completion.finish_reason, completion.attempts, round(elapsed, 4)))
         return completion
 
 
