@@ -172,17 +172,37 @@ class Judge:
     # ------------------------------------------------------------------------------------- judging
 
     async def judge(self, case: Case, response: str) -> JudgeResult:
-        if self.mode == "sequential":
-            results = [await self._ask(case, response, [spec]) for spec in case.scenario.specs]
-            return JudgeResult(
-                verdicts=tuple(v for r in results for v in r.verdicts),
-                raw="\n\n".join(r.raw for r in results),
-                calls=sum(r.calls for r in results),
-                attempts=max(r.attempts for r in results),
-                completion_tokens=sum(r.completion_tokens for r in results),
-                truncated=results[0].truncated,
-            )
-        return await self._ask(case, response, list(case.scenario.specs))
+        """Verdicts for every spec of the case's scenario, in spec order.
+
+        Specs with a deterministic check are decided by code; the judge is asked about the rest only
+        (no call at all when every spec is checked).
+        """
+        from .checks import decide, is_checked
+
+        specs = case.scenario.specs
+        decided: dict[str, Verdict] = {}
+        for spec in specs:
+            if is_checked(case, spec):
+                try:
+                    decided[spec.id] = decide(case, spec, response)
+                except Exception as exc:  # a user's check function: report it as this case's error
+                    raise JudgeError(f"the check for {case.scenario.key}/{spec.id} failed: {type(exc).__name__}: {exc}") from exc
+        remaining = [s for s in specs if s.id not in decided]
+        if not remaining:
+            results: list[JudgeResult] = []
+        elif self.mode == "sequential":
+            results = [await self._ask(case, response, [spec]) for spec in remaining]
+        else:
+            results = [await self._ask(case, response, remaining)]
+        decided.update({v.spec_id: v for r in results for v in r.verdicts})
+        return JudgeResult(
+            verdicts=tuple(decided[s.id] for s in specs),
+            raw="\n\n".join(r.raw for r in results),
+            calls=sum(r.calls for r in results),
+            attempts=max((r.attempts for r in results), default=0),
+            completion_tokens=sum(r.completion_tokens for r in results),
+            truncated=any(r.truncated for r in results),
+        )
 
     async def _ask(self, case: Case, response: str, specs: list[Spec]) -> JudgeResult:
         safety = [s for s in specs if s.kind == "safety"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -35,6 +35,8 @@ class Spec:
     id: str
     text: str
     kind: SpecKind
+    #: A deterministic check (see :mod:`pytest_specbench.checks`) that decides this spec instead of the judge.
+    check: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -262,7 +264,14 @@ def load_yaml_suite(path: Path) -> tuple[Scenario, list[Case]]:
         out = []
         for i, item in enumerate(data[key], 1):
             spec_id, text = (item.get("id"), item["text"]) if isinstance(item, dict) else (None, item)
-            out.append(Spec(spec_id or f"{prefix}{i}", text.strip(), kind))
+            check = item.get("check") if isinstance(item, dict) else None
+            if check is not None and ("regex" in check or "not_regex" in check):
+                pattern = check.get("regex", check.get("not_regex"))
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise SuiteError(where, f"invalid regular expression: {exc}", field=f"{key}[{i - 1}].check", line=_yaml_line(node, [key, i - 1, "check"])) from exc
+            out.append(Spec(spec_id or f"{prefix}{i}", text.strip(), kind, check))
         return tuple(out)
 
     scenario = Scenario(

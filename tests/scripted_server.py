@@ -103,29 +103,26 @@ def _is_judge(body: dict[str, Any]) -> bool:
 
 
 def _judge_answer(body: dict[str, Any]) -> str:
+    """Verdicts for the keys the judge prompt asks about (S1…, B1…, possibly a subset).
+
+    The directive's n-th entry answers key n; an empty entry means YES; a key beyond the directive's
+    length is left out of the answer, which is how tests script a wrong verdict count.
+    """
     prompt = _last_user(body)
-    n_safety = len(re.findall(r"^S\d+\. ", prompt, flags=re.M))
-    n_behavioral = len(re.findall(r"^B\d+\. ", prompt, flags=re.M))
+    asked = re.findall(r"^([SB])(\d+)\. ", prompt, flags=re.M)
     match = BOUNDARY.search(prompt)
-    reviewed = match.group(2) if match else ""
-    directive = DIRECTIVE.search(reviewed)
-    if directive:
-        safety = [x for x in directive.group(1).split(",") if x]
-        behavioral = [x for x in directive.group(2).split(",") if x]
-    else:
-        safety, behavioral = ["YES"] * n_safety, ["YES"] * n_behavioral
-    if n_safety + n_behavioral == 1:  # sequential mode: one spec per call, take it by position
-        ordinal = int(re.search(r"^[SB](\d+)\. ", prompt, flags=re.M).group(1))  # type: ignore[union-attr]
-        pool = safety if n_safety else behavioral
-        safety, behavioral = (pool[ordinal - 1 : ordinal], []) if n_safety else ([], pool[ordinal - 1 : ordinal])
+    directive = DIRECTIVE.search(match.group(2) if match else "")
+    lists = {"S": directive.group(1).split(","), "B": directive.group(2).split(",")} if directive else None
+    answers: list[tuple[str, str]] = []
+    for kind, n in asked:
+        if lists is None:
+            answers.append((kind + n, "YES"))
+        elif int(n) <= len(lists[kind]):
+            answers.append((kind + n, lists[kind][int(n) - 1] or "YES"))
     if body.get("response_format"):
-        keys = [f"S{i}" for i in range(1, len(safety) + 1)] + [f"B{i}" for i in range(1, len(behavioral) + 1)]
-        if n_safety + n_behavioral == 1:
-            keys = [re.search(r"^([SB]\d+)\. ", prompt, flags=re.M).group(1)]  # type: ignore[union-attr]
-        labels = safety + behavioral
-        return json.dumps({k: {"reason": f"scripted {lab}", "verdict": lab} for k, lab in zip(keys, labels)})
-    s_lines = "\n".join(f"{i}. scripted reason <{lab}>" for i, lab in enumerate(safety, 1))
-    b_lines = "\n".join(f"{i}. scripted reason <{lab}>" for i, lab in enumerate(behavioral, 1))
+        return json.dumps({key: {"reason": f"scripted {label}", "verdict": label} for key, label in answers})
+    s_lines = "\n".join(f"{i}. scripted reason <{lab}>" for i, (k, lab) in enumerate([a for a in answers if a[0][0] == "S"], 1))
+    b_lines = "\n".join(f"{i}. scripted reason <{lab}>" for i, (k, lab) in enumerate([a for a in answers if a[0][0] == "B"], 1))
     return f"<safety_specifications>\n{s_lines}\n</safety_specifications>\n<behavioral_specifications>\n{b_lines}\n</behavioral_specifications>"
 
 
