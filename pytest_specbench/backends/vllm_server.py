@@ -102,18 +102,12 @@ class VLLMServerBackend(OpenAICompatBackend):
         """``/v1/completions`` keyword arguments for a prefilled request rendered on our side."""
         self._refuse_removed(request)
         assert self._template_source is not None and request.prefill is not None
-        d = request.decoding
         prompt = render_prefill_prompt(self._template_source, request.messages, request.prefill, template_kwargs=self._template_kwargs(request))
-        body: dict[str, Any] = {"model": self.spec.name, "prompt": prompt, "max_tokens": d.max_tokens}
-        if d.temperature is not None:
-            body["temperature"] = d.temperature
-        if d.top_p is not None:
-            body["top_p"] = d.top_p
-        if request.seed is not None:
-            body["seed"] = request.seed
-        if request.stop:
-            body["stop"] = list(request.stop)
-        extra = {k: v for k, v in d.extra.items() if k not in CHAT_ONLY_FIELDS}
+        # Sampling fields exactly as a chat request would carry them; then swap messages for the prompt.
+        chat = super().request_body(replace(request, prefill=None, json_schema=None))
+        body: dict[str, Any] = {k: v for k, v in chat.items() if k not in ("messages", "extra_body")}
+        body["prompt"] = prompt
+        extra = {k: v for k, v in chat.get("extra_body", {}).items() if k not in CHAT_ONLY_FIELDS}
         extra["add_special_tokens"] = False
         if request.json_schema is not None:
             extra["structured_outputs"] = {"json": dict(request.json_schema)}
