@@ -205,12 +205,15 @@ def require_prefill(method: str, backend: Backend) -> None:
 
 
 def check_method_backend(method: str, backend: Backend, options: Mapping[str, Any] | None = None) -> None:
-    """The same refusal at setup time, before any case runs: call it once per (method, backend).
+    """Setup-time check, before any case runs: the method's options are valid and the backend can serve it.
 
-    Methods outside this module pass; their own code decides what they need.
+    Call it once per (method, backend) so that a typo or an impossible pairing is one clear error rather
+    than the same failure on every case. Methods without an options table (third-party ones) pass.
     """
-    needs_prefill = method in ("zero_think", "more_think") or (method == "align3" and (options or {}).get("mode") == "prefill")
-    if needs_prefill:
+    if method not in METHOD_OPTIONS:
+        return
+    resolved = validate_method_options(method, options or {})
+    if method in ("zero_think", "more_think") or (method == "align3" and resolved["mode"] == "prefill"):
         require_prefill(method, backend)
 
 
@@ -224,11 +227,11 @@ def _continue_split(prefill: str, completion_text: str) -> tuple[str, str]:
     A model that never closes its thinking (small instruct models often do not) is taken to be answering:
     its continuation is the response, so the judge still sees what it wrote.
     """
-    head = prefill.replace(THINK_OPEN, "", 1).strip()
+    head = prefill.replace(THINK_OPEN, "", 1).lstrip()  # keep its tail: the model continued right after it
     if THINK_CLOSE in completion_text:
         thought, _, response = completion_text.rpartition(THINK_CLOSE)
         return (head + thought).strip(), response.strip()
-    return head, completion_text.strip()
+    return head.strip(), completion_text.strip()
 
 
 def _sampling_context(ctx: MethodContext, temperature: float | None) -> MethodContext:

@@ -215,3 +215,10 @@ def test_samples_get_distinct_seeds_and_a_sampling_temperature(server):
 def test_candidate_ranking(candidates, winner):
     assert max(candidates, key=lambda c: c.rank_key).index == winner
     assert Candidate(0, "", "x", 1, None).rank_key[0] == -math.inf
+
+
+def test_setup_check_validates_options_before_any_case():
+    backend = OpenAICompatBackend(BackendSpec("openai", "scripted", base_urls=("http://127.0.0.1:9/v1",), max_retries=0))
+    with pytest.raises(ConfigError, match=r"unknown option align3\.mod; valid options of align3: mode"):
+        check_method_backend("align3", backend, {"mod": "chat"})
+    check_method_backend("my_plugin_method", backend, {"anything": "1"})  # third-party: its own business
