@@ -35,6 +35,7 @@ OPT_MAX_TOKENS = "--specbench-max-tokens"
 OPT_JUDGE_TEMPERATURE = "--specbench-judge-temperature"
 OPT_JUDGE_MAX_TOKENS = "--specbench-judge-max-tokens"
 OPT_METHOD = "--specbench-method"
+OPT_METHOD_OPT = "--specbench-method-opt"
 OPT_JUDGE_FORMAT = "--specbench-judge-format"
 OPT_JUDGE_MODE = "--specbench-judge-mode"
 OPT_JUDGE_RETRIES = "--specbench-judge-retries"
@@ -207,7 +208,8 @@ OPTIONS: tuple[OptionDef, ...] = (
     OptionDef(OPT_MAX_TOKENS, "Max completion tokens per model call.", positive_int, 512),
     OptionDef(OPT_JUDGE_TEMPERATURE, "Judge temperature (the paper uses 0).", non_negative_float, 0.0),
     OptionDef(OPT_JUDGE_MAX_TOKENS, "Max completion tokens per judge call.", positive_int, 2048),
-    OptionDef(OPT_METHOD, "Deliberation method (e.g. raw, vanilla).", str, "vanilla"),
+    OptionDef(OPT_METHOD, "Deliberation method, or a comma list to compare (e.g. vanilla,align3).", name_list, ["vanilla"]),
+    OptionDef(OPT_METHOD_OPT, "A method option NAME.KEY=VALUE (e.g. best_of_n.n=4); repeatable.", str, repeat=True, metavar="NAME.KEY=VALUE"),
     OptionDef(OPT_JUDGE_FORMAT, "json (schema-constrained), json_object (llama.cpp server dialect) or tags (the paper's layout).", choice("json", "json_object", "tags"), "json"),
     OptionDef(OPT_JUDGE_MODE, "joint (all specs in one call) or sequential (one call per spec).", choice("joint", "sequential"), "joint"),
     OptionDef(OPT_JUDGE_RETRIES, "Re-asks when the judge's answer cannot be read.", non_negative_int, 2),
@@ -285,7 +287,8 @@ class Settings:
     max_tokens: int
     judge_temperature: float
     judge_max_tokens: int
-    method: str
+    methods: tuple[str, ...]
+    method_opts: tuple[str, ...]
     judge_format: str
     judge_mode: str
     judge_retries: int
@@ -328,7 +331,8 @@ class Settings:
             max_tokens=v["specbench_max_tokens"],
             judge_temperature=v["specbench_judge_temperature"],
             judge_max_tokens=v["specbench_judge_max_tokens"],
-            method=v["specbench_method"],
+            methods=tuple(dict.fromkeys(v["specbench_method"])),
+            method_opts=tuple(v["specbench_method_opt"]),
             judge_format=v["specbench_judge_format"],
             judge_mode=v["specbench_judge_mode"],
             judge_retries=v["specbench_judge_retries"],
@@ -355,7 +359,7 @@ class Settings:
         """The settings that shape the numbers, for the summary header and the report."""
         return {
             "model": self.model,
-            "method": self.method,
+            "method": ",".join(self.methods),
             "judge": self.judge,
             "judge_format": self.judge_format,
             "judge_mode": self.judge_mode,

@@ -75,22 +75,26 @@ class ScenarioCollector(pytest.Collector):
         self.cases = cases
 
     def collect(self) -> Iterator[pytest.Item]:
+        methods = _session(self.config).settings.methods
         for case in self.cases:
-            yield CaseItem.from_parent(self, name=case.case_id, case=case)
+            for method in methods:
+                name = case.case_id if len(methods) == 1 else f"{case.case_id}[{method}]"
+                yield CaseItem.from_parent(self, name=name, case=case, method=method)
 
 
 class CaseItem(pytest.Item):
     """One (scenario, prompt): setup obtains the judged response, the test asserts the verdicts."""
 
-    def __init__(self, *, case: Case, **kwargs: Any):
+    def __init__(self, *, case: Case, method: str, **kwargs: Any):
         super().__init__(**kwargs)
         self.case = case
+        self.method = method
         self.add_marker("specbench")
         self.add_marker(case.label)
         self.add_marker(_scenario_marker(self.config, case.scenario.key))
 
     def setup(self) -> None:
-        _obtain(self, self.case)
+        _obtain(self, self.case, self.method)
 
     def runtest(self) -> None:
         outcome = self.stash[OUTCOME_KEY]
@@ -123,8 +127,8 @@ def _scenario_marker(config: pytest.Config, key: str) -> str:
     return marker
 
 
-def _obtain(item: pytest.Item, case: Case) -> CaseOutcome:
-    outcome = _session(item.config).engine.outcome(case)
+def _obtain(item: pytest.Item, case: Case, method: str) -> CaseOutcome:
+    outcome = _session(item.config).engine.outcome(case, method)
     item.stash[OUTCOME_KEY] = outcome
     if outcome.error:
         message = f"{case.scenario.key}::{case.case_id} could not be scored ({outcome.error_stage}): {outcome.error}"
@@ -186,6 +190,10 @@ class SpecbenchSession:
         self.settings = settings
         self.backends = BackendRegistry()
         self.methods = MethodRegistry()
+        from .deliberation import register_builtin_methods
+
+        register_builtin_methods(self.methods)
+        self.method_options: dict[str, dict[str, Any]] = {}
         self.redactor = Redactor()
         self.redactor.add_env("OPENAI_API_KEY")
         self.records: list[dict[str, Any]] = []
@@ -199,6 +207,7 @@ class SpecbenchSession:
         self.spec_texts: dict[str, dict[str, str]] = {}
         self._specs_sent: set[str] = set()
         self.intervals: list[Any] = []
+        self.deltas: list[Any] = []
         self.comparison: Any = None
         self.progress = Progress()
 
@@ -215,7 +224,9 @@ class SpecbenchSession:
         try:
             for ref in (settings.model, settings.judge):
                 self.backends.check(ref.partition("/")[0])
-            self.methods.get(settings.method)
+            for name in settings.methods:
+                self.methods.get(name)
+            self.method_options = _method_options(settings, self.methods)
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
         if settings.data is not None and not settings.data.is_dir():
@@ -253,7 +264,9 @@ class SpecbenchSession:
         if self._engine is None:
             from .runner import Engine
 
-            self._engine = Engine(self.settings, self.backends, self.methods, self.redactor, cache_path=self.cache_path)
+            self._engine = Engine(
+                self.settings, self.backends, self.methods, self.redactor, cache_path=self.cache_path, method_options=self.method_options
+            )
         return self._engine
 
     @property
@@ -330,7 +343,8 @@ class SpecbenchSession:
         )
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        cases = [_item_case(item) for item in session.items]
+        found = [_item_case(item) for item in session.items]
+        cases = [f[0] if f is not None else None for f in found]
         self.progress.total = sum(1 for c in cases if c is not None)
         self.collected_scenarios = {c.scenario.key for c in cases if c is not None}
         self.has_cases = bool(self.collected_scenarios)
@@ -355,9 +369,9 @@ class SpecbenchSession:
         if session.config.option.collectonly or self.is_worker:
             return
         for item in session.items:
-            case = _item_case(item)
-            if case is not None:
-                self.engine.submit(case)
+            found = _item_case(item)
+            if found is not None:
+                self.engine.submit(*found)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
@@ -365,9 +379,9 @@ class SpecbenchSession:
         if not self.is_worker:
             return
         for queued in [item, *self._worker_queue(item.session), nextitem]:
-            case = _item_case(queued) if queued is not None else None
-            if case is not None:
-                self.engine.submit(case)
+            found = _item_case(queued) if queued is not None else None
+            if found is not None:
+                self.engine.submit(*found)
 
     def _worker_queue(self, session: pytest.Session) -> list[pytest.Item]:
         """Items xdist has already assigned to this worker, read from its test queue when it exposes one.
@@ -452,6 +466,7 @@ class SpecbenchSession:
         st = self.settings
         self.intervals = bootstrap_summary(self.records, resamples=st.bootstrap, seed=st.seed)
         self.gate_results = evaluate_gates(st.gates, self.records, self.intervals, on=st.gate_on)
+        self.deltas = paired_deltas(self.records, resamples=st.bootstrap, seed=st.seed) if len({r["group"] for r in self.records}) > 1 else []
         failed = any(not g.passed for g in self.gate_results)
         if self.baseline is not None:
             self.comparison = self.baseline.compare(self.records, settings=st.describe(), resamples=st.bootstrap, seed=st.seed)
@@ -462,7 +477,7 @@ class SpecbenchSession:
             return
         extras = {
             "intervals": [cell.to_dict() for cell in self.intervals],
-            "paired_deltas": [d.to_dict() for d in paired_deltas(self.records, resamples=st.bootstrap, seed=st.seed)],
+            "paired_deltas": [d.to_dict() for d in self.deltas],
             "spec_rates": [r.to_dict() for r in spec_rates(self.records)],
         }
         report = build_report(st.describe(), self.records, self.gate_results, extras, self.spec_texts, self.comparison)
@@ -483,7 +498,9 @@ class SpecbenchSession:
             return
         from .summary import render_summary
 
-        lines = render_summary(self.settings.describe(), self.records, self.gate_results, self.intervals, self.comparison, self.settings.max_drop)
+        lines = render_summary(
+            self.settings.describe(), self.records, self.gate_results, self.intervals, self.comparison, self.settings.max_drop, self.deltas
+        )
         for line in lines:
             if line.startswith("="):
                 terminalreporter.write_sep("=", line.strip("= "))
@@ -541,13 +558,33 @@ class XdistControllerHooks:
             self.session.progress.total = len(ids)
 
 
-def _item_case(item: pytest.Item) -> Case | None:
+def _item_case(item: pytest.Item) -> tuple[Case, str] | None:
+    """(case, method) of a SpecBench item or of a test using the specbench fixtures."""
     if isinstance(item, CaseItem):
-        return item.case
+        return item.case, item.method
     callspec = getattr(item, "callspec", None)
     if callspec is not None and "specbench_case" in callspec.params:
-        return callspec.params["specbench_case"]
+        return callspec.params["specbench_case"], _session(item.config).settings.methods[0]
     return None
+
+
+def _method_options(settings: opts.Settings, methods: Any) -> dict[str, dict[str, Any]]:
+    """--specbench-method-opt items grouped by method and validated against each method's option table."""
+    from .deliberation import METHOD_OPTIONS, parse_method_option, validate_method_options
+    from .errors import ConfigError
+
+    given: dict[str, dict[str, str]] = {}
+    for item in settings.method_opts:
+        name, key, value = parse_method_option(item)
+        methods.get(name)  # an unknown method name lists the valid ones
+        given.setdefault(name, {})[key] = value
+    out: dict[str, dict[str, Any]] = {}
+    for name in {*settings.methods, *given}:
+        if name in METHOD_OPTIONS:
+            out[name] = validate_method_options(name, given.get(name, {}))
+        elif given.get(name):
+            raise ConfigError(f"method {name!r} takes no options (got {', '.join(given[name])})")
+    return out
 
 
 def _cache_path(config: pytest.Config, settings: opts.Settings) -> Path | None:
@@ -583,4 +620,4 @@ def specbench_result(request: pytest.FixtureRequest, specbench_case: Case) -> Ca
 
     Obtained during setup, so a case that cannot be scored errors (it does not fail) with the reason.
     """
-    return _obtain(request.node, specbench_case)
+    return _obtain(request.node, specbench_case, _session(request.config).settings.methods[0])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import Future
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,10 @@ class Engine:
         methods: MethodRegistry,
         redactor: Redactor,
         cache_path: Path | None = None,
+        method_options: Mapping[str, Mapping[str, Any]] | None = None,
     ):
         self.settings = settings
+        self.method_options = dict(method_options or {})
         self.cache_path = cache_path
         self.cache: CallCache | None = None
         self.in_flight = 0
@@ -110,7 +113,7 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._instances: dict[BackendSpec, Backend] = {}
-        self._futures: dict[tuple[str, str], Future[CaseOutcome]] = {}
+        self._futures: dict[tuple[str, str, str], Future[CaseOutcome]] = {}
         self._semaphore: asyncio.Semaphore | None = None
         self._setup_error: str | None = None
         self._lock = threading.Lock()
@@ -145,7 +148,7 @@ class Engine:
         try:
             self._model = self.backend(s.model, s.base_urls)
             judge_backend = self.backend(s.judge, s.judge_base_urls)
-            self._method = self.methods.get(s.method)
+            methods = {name: self.methods.get(name) for name in s.methods}
             if self.cache_path is not None:
                 self.cache = CallCache(self.cache_path)
                 refresh = s.refresh or ""
@@ -154,11 +157,19 @@ class Engine:
         except (SpecbenchError, OSError) as exc:
             self._setup_error = self.redact(str(exc))
             return
-        self._context = MethodContext(
-            backend=self._model,
-            decoding=Decoding(temperature=s.temperature, max_tokens=s.max_tokens, seed=s.seed),
-            prompt_field=s.prompt,
-        )
+        decoding = Decoding(temperature=s.temperature, max_tokens=s.max_tokens, seed=s.seed)
+        self._methods = {
+            name: (fn, MethodContext(self._model, decoding, s.prompt, self.method_options.get(name, {}), self._score_response))
+            for name, fn in methods.items()
+        }
+        try:
+            from .deliberation import check_method_backend
+
+            for name, (_, ctx) in self._methods.items():
+                check_method_backend(name, self._model, ctx.options)
+        except SpecbenchError as exc:
+            self._setup_error = self.redact(str(exc))
+            return
         self._judge = Judge(
             backend=judge_backend,
             decoding=Decoding(temperature=s.judge_temperature, max_tokens=s.judge_max_tokens, seed=s.seed),
@@ -170,25 +181,30 @@ class Engine:
 
     # ----------------------------------------------------------------------------------- evaluating
 
-    def submit(self, case: Case) -> Future[CaseOutcome]:
-        """The future outcome of a case; scheduling the same case twice returns the same future."""
-        key = (case.scenario.origin, case.case_id)
+    async def _score_response(self, case: Case, response: str) -> float:
+        """s of a candidate response under the run's judge: the scorer of best-of-N and TPO."""
+        judged = await self._judge.judge(case, response)
+        return score_verdicts(judged.verdicts, alpha=self.settings.alpha, na=self.settings.na).s
+
+    def submit(self, case: Case, method: str) -> Future[CaseOutcome]:
+        """The future outcome of a case under a method; asking twice returns the same future."""
+        key = (case.scenario.origin, case.case_id, method)
         with self._lock:
             future = self._futures.get(key)
         if future is None:
             loop = self._ensure_loop()
             self._prepare()
-            future = asyncio.run_coroutine_threadsafe(self._evaluate(case), loop)
+            future = asyncio.run_coroutine_threadsafe(self._evaluate(case, method), loop)
             with self._lock:
                 future = self._futures.setdefault(key, future)
         return future
 
-    def outcome(self, case: Case) -> CaseOutcome:
-        return self.submit(case).result()
+    def outcome(self, case: Case, method: str) -> CaseOutcome:
+        return self.submit(case, method).result()
 
-    async def _evaluate(self, case: Case) -> CaseOutcome:
+    async def _evaluate(self, case: Case, method: str) -> CaseOutcome:
         s = self.settings
-        base = {"case": case, "model": s.model, "method": s.method, "judge": s.judge}
+        base = {"case": case, "model": s.model, "method": method, "judge": s.judge}
         if self._setup_error:
             return CaseOutcome(**base, error=self._setup_error, error_stage="setup")
         if self._semaphore is None:
@@ -196,14 +212,15 @@ class Engine:
         async with self._semaphore:
             self.in_flight += 1
             try:
-                return await self._evaluate_now(case, base)
+                return await self._evaluate_now(case, method, base)
             finally:
                 self.in_flight -= 1
 
-    async def _evaluate_now(self, case: Case, base: dict[str, Any]) -> CaseOutcome:
+    async def _evaluate_now(self, case: Case, method: str, base: dict[str, Any]) -> CaseOutcome:
         """Generate, then judge, then score; any failure becomes the outcome's error, with its stage."""
+        fn, ctx = self._methods[method]
         try:
-            result = await self._method(case, self._context)
+            result = await fn(case, ctx)
         except (BackendError, ConfigError) as exc:
             return CaseOutcome(**base, error=self.redact(f"generation failed: {exc}"), error_stage="generate")
         if not result.response.strip():

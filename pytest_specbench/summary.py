@@ -74,6 +74,7 @@ def render_summary(
     intervals: Sequence[Any] = (),
     baseline: Any = None,
     max_drop: float | None = None,
+    deltas: Sequence[Any] = (),
 ) -> list[str]:
     """The SpecBench section of pytest's terminal summary, as lines."""
     from .reporting.stats import find_cell
@@ -98,12 +99,29 @@ def render_summary(
             lines.append(
                 f"{name[:13]:<14}{row.split:<8}{row.cases:>6}{row.errors:>7}{_pct(row.safety):>9}{_pct(row.behavioral):>8}{_pct(row.sar):>7}  {_ci(cell, 'sar'):<14}{tokens:>7}"
             )
+    if len(groups) > 1:
+        lines += compare_lines(rows, groups, deltas)
     errors = sum(1 for r in records if r.get("error"))
     if errors:
         lines.append(f"{errors} case(s) errored and are not in the scores; their reasons are in the errors above.")
     if baseline is not None:
         lines += baseline_lines(baseline, max_drop)
     lines += [g.line for g in gates]
+    return lines
+
+
+def compare_lines(rows: Sequence[Any], groups: Sequence[str], deltas: Sequence[Any]) -> list[str]:
+    """Methods (or models) side by side: overall SAR, paired ΔSAR against the first, mean tokens."""
+    ref = groups[0]
+    lines = [f"-- compared with {ref} (paired on the same cases)", f"{'model · method':<40}{'SAR%':>7}  {'ΔSAR points [95% CI]':<26}{'tokens':>7}"]
+    for group in groups:
+        row = next((r for r in rows if r.group == group and r.split == "all" and r.scenario == ALL), None)
+        row = row or next((r for r in rows if r.group == group and r.split == "all"), None)
+        d = next((x for x in deltas if x.group == group and x.scenario == ALL), None) or next((x for x in deltas if x.group == group), None)
+        iv = None if d is None else d.interval
+        delta = "reference" if group == ref else ("-" if iv is None else f"{100 * iv.point:+.1f} [{100 * iv.low:+.1f}, {100 * iv.high:+.1f}]")
+        tokens = "-" if row is None or row.tokens is None else f"{row.tokens:.0f}"
+        lines.append(f"{group[:39]:<40}{_pct(row.sar if row else None):>7}  {delta:<26}{tokens:>7}")
     return lines
 
 

@@ -21,6 +21,8 @@ BackendFactory = Callable[["BackendSpec"], "Backend"]
 BUILTIN_PROVIDERS: dict[str, tuple[str, str, str]] = {
     "llamacpp": ("pytest_specbench.backends.llamacpp", "LlamaCppBackend", 'pip install "pytest-specbench[embedded]"'),
     "openai": ("pytest_specbench.backends.openai_compat", "OpenAICompatBackend", "pip install openai"),
+    "vllm-server": ("pytest_specbench.backends.vllm_server", "VLLMServerBackend", "pip install openai"),
+    "vllm": ("pytest_specbench.backends.vllm_engine", "VLLMEngineBackend", 'pip install "pytest-specbench[vllm]"'),
 }
 
 
