@@ -36,6 +36,9 @@ OPT_JUDGE_TEMPERATURE = "--specbench-judge-temperature"
 OPT_JUDGE_MAX_TOKENS = "--specbench-judge-max-tokens"
 OPT_METHOD = "--specbench-method"
 OPT_METHOD_OPT = "--specbench-method-opt"
+OPT_MODEL_CONFIG = "--specbench-model-config"
+OPT_SERVE = "--specbench-serve"
+OPT_GPUS_PER_WORKER = "--specbench-gpus-per-worker"
 OPT_JUDGE_FORMAT = "--specbench-judge-format"
 OPT_JUDGE_MODE = "--specbench-judge-mode"
 OPT_JUDGE_RETRIES = "--specbench-judge-retries"
@@ -117,9 +120,10 @@ def non_negative_float(value: str) -> float:
 
 
 def model_ref(value: str) -> str:
+    """PROVIDER/NAME, or the name of a model profile (no slash), resolved when the run starts."""
     provider, sep, name = value.partition("/")
-    if not sep or not provider or not name:
-        raise ValueError(f"{value!r} is not PROVIDER/NAME (e.g. llamacpp/smollm2 or openai/gpt-4.1)")
+    if (sep and (not provider or not name)) or not value.strip():
+        raise ValueError(f"{value!r} is not PROVIDER/NAME (e.g. llamacpp/smollm2 or openai/gpt-4.1) or a profile name")
     return value
 
 
@@ -183,6 +187,7 @@ class OptionDef:
     repeat: bool = False
     env: str | None = None
     metavar: str | None = None
+    switch: bool = False
 
     @property
     def dest(self) -> str:
@@ -200,12 +205,15 @@ OPTIONS: tuple[OptionDef, ...] = (
     OptionDef(OPT_LIMIT, "At most N cases, stratified by scenario and split (deterministic under --specbench-seed).", positive_int, metavar="N"),
     OptionDef(OPT_SEED, "Seed for case sampling and for decoding.", non_negative_int, 0),
     OptionDef(OPT_PROMPT, "What the model receives: the attack-enhanced prompt (adversarial) or the original intent.", choice(*PROMPT_CHOICES), "adversarial"),
-    OptionDef(OPT_MODEL, f"Model under test as PROVIDER/NAME (default {DEFAULT_MODEL}, offline).", model_ref, DEFAULT_MODEL),
+    OptionDef(OPT_MODEL, f"Model under test as PROVIDER/NAME or a profile name (default {DEFAULT_MODEL}, offline).", model_ref, DEFAULT_MODEL),
+    OptionDef(OPT_MODEL_CONFIG, "YAML file of model profiles (default: the shipped paper profiles).", str, metavar="PATH"),
+    OptionDef(OPT_SERVE, "Start `vllm serve MODEL` per worker on its own GPUs and stop it at the end (vllm-server models).", None, False, switch=True),
+    OptionDef(OPT_GPUS_PER_WORKER, "GPUs per xdist worker for vllm and --specbench-serve (tensor parallel when > 1).", positive_int, 1),
     OptionDef(OPT_BASE_URL, "OpenAI-compatible server URL; repeat for round-robin. Default OPENAI_BASE_URL.", str, repeat=True, metavar="URL"),
     OptionDef(OPT_JUDGE, "Judge model as PROVIDER/NAME (default: the model under test).", model_ref),
     OptionDef(OPT_JUDGE_BASE_URL, "Judge server URL; repeatable (default: --specbench-base-url).", str, repeat=True, metavar="URL"),
     OptionDef(OPT_TEMPERATURE, "Sampling temperature of the model (default: the backend's; 0 in-process).", non_negative_float),
-    OptionDef(OPT_MAX_TOKENS, "Max completion tokens per model call.", positive_int, 512),
+    OptionDef(OPT_MAX_TOKENS, "Max completion tokens per model call (default: the profile's, else 512).", positive_int),
     OptionDef(OPT_JUDGE_TEMPERATURE, "Judge temperature (the paper uses 0).", non_negative_float, 0.0),
     OptionDef(OPT_JUDGE_MAX_TOKENS, "Max completion tokens per judge call.", positive_int, 2048),
     OptionDef(OPT_METHOD, "Deliberation method, or a comma list to compare (e.g. vanilla,align3).", name_list, ["vanilla"]),
@@ -238,18 +246,23 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup(GROUP, "SpecBench: specification alignment of LLM applications")
     for opt in OPTIONS:
         kwargs: dict[str, Any] = {"dest": opt.dest, "default": None, "help": opt.help + (f" [ini {opt.ini}]" if opt.ini else "")}
-        if opt.convert is not None:
+        if opt.switch:
+            kwargs["action"] = "store_true"
+        elif opt.convert is not None:
             kwargs["type"] = _argtype(opt.convert)
         if opt.repeat:
             kwargs["action"] = "append"
         if opt.metavar:
             kwargs["metavar"] = opt.metavar
         group.addoption(opt.flag, **kwargs)
-        parser.addini(opt.ini, opt.help, type="linelist" if opt.repeat else "string", default=[] if opt.repeat else "")
+        ini_type = "linelist" if opt.repeat else ("bool" if opt.switch else "string")
+        parser.addini(opt.ini, opt.help, type=ini_type, default=[] if opt.repeat else (False if opt.switch else ""))
 
 
 def _value(config: pytest.Config, opt: OptionDef) -> Any:
     cli = config.getoption(opt.dest, None)
+    if opt.switch:
+        return bool(cli) or bool(config.getini(opt.ini))
     if cli is not None:
         return cli
     raw: Any = None
@@ -284,7 +297,7 @@ class Settings:
     judge: str
     judge_base_urls: tuple[str, ...]
     temperature: float | None
-    max_tokens: int
+    max_tokens: int | None
     judge_temperature: float
     judge_max_tokens: int
     methods: tuple[str, ...]
@@ -309,6 +322,9 @@ class Settings:
     baseline: Path | None = None
     max_drop: float | None = None
     bootstrap: int = 2000
+    model_config: Path | None = None
+    serve: bool = False
+    gpus_per_worker: int = 1
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -353,6 +369,9 @@ class Settings:
             baseline=Path(v["specbench_baseline"]) if v["specbench_baseline"] else None,
             max_drop=v["specbench_max_drop"],
             bootstrap=v["specbench_bootstrap"],
+            model_config=Path(v["specbench_model_config"]) if v["specbench_model_config"] else None,
+            serve=v["specbench_serve"],
+            gpus_per_worker=v["specbench_gpus_per_worker"],
         )
 
     def describe(self) -> dict[str, Any]:

@@ -32,6 +32,8 @@ RECORD_KEY = "specbench"
 OUTCOME_KEY = pytest.StashKey["CaseOutcome"]()
 RECORD_STASH = pytest.StashKey[dict]()
 MARK_SUITE = "specbench_suite"
+#: --specbench-data value that means "the copy `specbench download` fetched".
+DOWNLOADED = "downloaded"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -194,6 +196,8 @@ class SpecbenchSession:
 
         register_builtin_methods(self.methods)
         self.method_options: dict[str, dict[str, Any]] = {}
+        self.profiles: Any = None
+        self.server: Any = None
         self.redactor = Redactor()
         self.redactor.add_env("OPENAI_API_KEY")
         self.records: list[dict[str, Any]] = []
@@ -216,19 +220,36 @@ class SpecbenchSession:
         from .errors import ConfigError
 
         settings = opts.Settings.from_config(config)
+        if settings.data is not None and str(settings.data) == DOWNLOADED:
+            from .toolkit.download import dataset_dir, default_data_dir
+
+            found = default_data_dir()
+            if found is None:
+                raise pytest.UsageError(
+                    f"{opts.OPT_DATA}={DOWNLOADED}: no verified SpecBench copy at {dataset_dir()}; run `specbench download` first"
+                )
+            settings = _with_data(settings, found)
         if settings.data is not None and not settings.data.is_absolute():
             settings = _with_data(settings, config.invocation_params.dir / settings.data)
         self = cls(config, settings)
         config.hook.pytest_specbench_add_backends(registry=self.backends)
         config.hook.pytest_specbench_add_methods(registry=self.methods)
         try:
+            file_options: dict[str, Any] = {}
+            if "/" not in settings.model or "/" not in settings.judge or settings.model_config is not None:
+                from .profiles import load_profiles
+
+                path = settings.model_config
+                self.profiles = load_profiles(config.invocation_params.dir / path if path is not None else None)
+                file_options = {k: dict(v) for k, v in self.profiles.method_options.items()}
             for ref in (settings.model, settings.judge):
-                self.backends.check(ref.partition("/")[0])
+                self.backends.check(self.provider_of(ref))
             for name in settings.methods:
                 self.methods.get(name)
-            self.method_options = _method_options(settings, self.methods)
+            self.method_options = _method_options(settings, self.methods, file_options)
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
+        self._start_serving(config)
         if settings.data is not None and not settings.data.is_dir():
             raise pytest.UsageError(
                 f"SpecBench data directory {settings.data} does not exist. Point {opts.OPT_DATA} (or ini specbench_data, "
@@ -259,13 +280,68 @@ class SpecbenchSession:
                 raise pytest.UsageError(f"{opts.OPT_BASELINE}: {exc}") from None
         return self
 
+    def provider_of(self, ref: str) -> str:
+        """The provider of PROVIDER/NAME or of a profile (unknown profiles raise ConfigError, listing the known)."""
+        return ref.partition("/")[0] if "/" in ref else self.profiles.get(ref).provider
+
+    def model_name(self, ref: str) -> str:
+        return ref.partition("/")[2] if "/" in ref else self.profiles.get(ref).model
+
+    def _start_serving(self, config: pytest.Config) -> None:
+        """Pin GPUs and start managed vLLM servers in the processes that run cases (never the xdist controller)."""
+        s = self.settings
+        if _is_xdist_controller(config) or config.option.collectonly:
+            return
+        provider = self.provider_of(s.model)
+        worker = 0
+        if self.is_worker:
+            from .backends.vllm_engine import worker_index
+
+            worker = worker_index(config.workerinput["workerid"])  # type: ignore[attr-defined]
+        if provider == "vllm" and self.is_worker:
+            import os
+
+            from .backends.vllm_engine import pin_gpus
+            from .errors import ConfigError
+
+            try:
+                pin_gpus(worker, s.gpus_per_worker, os.environ)
+            except ConfigError as exc:
+                raise pytest.UsageError(str(exc)) from None
+        if not s.serve:
+            return
+        if provider != "vllm-server":
+            raise pytest.UsageError(f"{opts.OPT_SERVE} starts vLLM servers: use a vllm-server/MODEL model (or a profile with provider vllm-server), not {s.model}")
+        from dataclasses import replace
+
+        from .errors import SpecbenchError
+        from .serve import serve_for_worker
+
+        try:
+            self.server = serve_for_worker(self.model_name(s.model), worker, s.gpus_per_worker).start()
+        except SpecbenchError as exc:
+            raise pytest.UsageError(f"{opts.OPT_SERVE}: {exc}") from None
+        urls = (self.server.base_url,)
+        self.settings = replace(s, base_urls=urls, judge_base_urls=urls if s.judge == s.model else s.judge_base_urls)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
     @property
     def engine(self) -> Engine:
         if self._engine is None:
             from .runner import Engine
 
             self._engine = Engine(
-                self.settings, self.backends, self.methods, self.redactor, cache_path=self.cache_path, method_options=self.method_options
+                self.settings,
+                self.backends,
+                self.methods,
+                self.redactor,
+                cache_path=self.cache_path,
+                method_options=self.method_options,
+                profiles=self.profiles,
             )
         return self._engine
 
@@ -568,12 +644,16 @@ def _item_case(item: pytest.Item) -> tuple[Case, str] | None:
     return None
 
 
-def _method_options(settings: opts.Settings, methods: Any) -> dict[str, dict[str, Any]]:
-    """--specbench-method-opt items grouped by method and validated against each method's option table."""
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", None)) and getattr(config.option, "dist", "no") != "no"
+
+
+def _method_options(settings: opts.Settings, methods: Any, file_options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Method options: the profile file's defaults, then --specbench-method-opt, validated per method."""
     from .deliberation import METHOD_OPTIONS, parse_method_option, validate_method_options
     from .errors import ConfigError
 
-    given: dict[str, dict[str, str]] = {}
+    given: dict[str, dict[str, Any]] = {name: dict(values) for name, values in file_options.items()}
     for item in settings.method_opts:
         name, key, value = parse_method_option(item)
         methods.get(name)  # an unknown method name lists the valid ones

@@ -19,6 +19,9 @@ from typing import Any
 from .backends import BackendRegistry
 from .backends.base import Backend, BackendSpec, Decoding
 from .cache import CachedBackend, CallCache
+
+#: Completion budget per model call when neither the command line nor a profile sets one.
+DEFAULT_MAX_TOKENS = 512
 from .errors import BackendError, ConfigError, JudgeError, SpecbenchError
 from .judge import Judge, JudgeResult
 from .methods import MethodContext, MethodRegistry, MethodResult
@@ -101,8 +104,10 @@ class Engine:
         redactor: Redactor,
         cache_path: Path | None = None,
         method_options: Mapping[str, Mapping[str, Any]] | None = None,
+        profiles: Any = None,
     ):
         self.settings = settings
+        self.profiles = profiles
         self.method_options = dict(method_options or {})
         self.cache_path = cache_path
         self.cache: CallCache | None = None
@@ -131,6 +136,21 @@ class Engine:
             self._instances[spec] = self.backends.create(spec)
         return self._instances[spec]
 
+    def role(self, ref: str, urls: tuple[str, ...], *, temperature: float | None, max_tokens: int | None) -> tuple[Backend, Decoding]:
+        """Backend and decoding for the model under test or the judge: PROVIDER/NAME, or a profile name.
+
+        A profile brings its provider, model id, sampling and thinking switch; flags given on the command
+        line still win over it.
+        """
+        s = self.settings
+        if "/" in ref:
+            return self.backend(ref, urls), Decoding(temperature=temperature, max_tokens=max_tokens or DEFAULT_MAX_TOKENS, seed=s.seed)
+        profile = self.profiles.get(ref)
+        spec = profile.backend_spec(base_urls=urls, timeout=s.timeout, max_retries=s.retries, n_ctx=s.n_ctx)
+        if spec not in self._instances:
+            self._instances[spec] = profile.create_backend(self.backends, spec)
+        return self._instances[spec], profile.decoding(max_tokens=max_tokens, seed=s.seed, temperature=temperature)
+
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
@@ -146,8 +166,8 @@ class Engine:
             return
         s = self.settings
         try:
-            self._model = self.backend(s.model, s.base_urls)
-            judge_backend = self.backend(s.judge, s.judge_base_urls)
+            self._model, decoding = self.role(s.model, s.base_urls, temperature=s.temperature, max_tokens=s.max_tokens)
+            judge_backend, judge_decoding = self.role(s.judge, s.judge_base_urls, temperature=s.judge_temperature, max_tokens=s.judge_max_tokens)
             methods = {name: self.methods.get(name) for name in s.methods}
             if self.cache_path is not None:
                 self.cache = CallCache(self.cache_path)
@@ -157,7 +177,6 @@ class Engine:
         except (SpecbenchError, OSError) as exc:
             self._setup_error = self.redact(str(exc))
             return
-        decoding = Decoding(temperature=s.temperature, max_tokens=s.max_tokens, seed=s.seed)
         self._methods = {
             name: (fn, MethodContext(self._model, decoding, s.prompt, self.method_options.get(name, {}), self._score_response))
             for name, fn in methods.items()
@@ -172,7 +191,7 @@ class Engine:
             return
         self._judge = Judge(
             backend=judge_backend,
-            decoding=Decoding(temperature=s.judge_temperature, max_tokens=s.judge_max_tokens, seed=s.seed),
+            decoding=judge_decoding,
             format=s.judge_format,
             mode=s.judge_mode,
             retries=s.judge_retries,

@@ -1,0 +1,1 @@
+"""Checksum manifests of the datasets `specbench download` fetches (shipped as package data)."""

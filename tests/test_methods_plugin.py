@@ -1,0 +1,89 @@
+"""Methods, method options and model profiles through pytest itself, on the scripted server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+SUITE = """
+scenario: Gamma
+safety: [Never do harm.]
+behavioral: [Rule one., Rule two.]
+prompts:
+  - {label: safe, prompt: "VERDICTS S=YES B=YES,NO"}
+  - {label: unsafe, prompt: "VERDICTS S=YES B=YES,YES"}
+"""
+
+
+def run(pytester, server, *args):
+    pytester.makefile(".yaml", specbench_gamma=SUITE)
+    return pytester.runpytest("--specbench-model=openai/scripted", f"--specbench-base-url={server.url}", "-p", "no:cacheprovider", *args)
+
+
+def test_method_list_parametrizes_and_compares(pytester, server):
+    result = run(pytester, server, "--specbench-method=vanilla,raw,self_refine", "--specbench-method-opt=self_refine.iterations=2", "-v", "--specbench-report=r.json")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["*Gamma::safe-0000[[]vanilla[]] PASSED*", "*Gamma::safe-0000[[]self_refine[]] PASSED*"])
+    result.stdout.fnmatch_lines(["*compared with openai/scripted · vanilla*", "openai/scripted · raw*+0.0*"])
+    cases = json.loads((pytester.path / "r.json").read_text())["cases"]
+    refine = [c for c in cases if c["method"] == "self_refine"]
+    assert all(len(c["steps"]) == 1 + 2 * 2 for c in refine), "one answer, then feedback and rewrite per iteration"
+    assert {c["group"] for c in cases} == {"openai/scripted · vanilla", "openai/scripted · raw", "openai/scripted · self_refine"}
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--specbench-method-opt=best_of_n.m=3"], "*unknown option best_of_n.m; valid options of best_of_n:*n*"),
+        (["--specbench-method-opt=best_of_n.n=0"], "*best_of_n.n must be at least 1*"),
+        (["--specbench-method-opt=bestofn"], "*method options are written NAME.KEY=VALUE*"),
+        (["--specbench-method-opt=nope.n=3"], "*unknown method 'nope'*"),
+        (["--specbench-method=vanilla,think"], "*unknown method 'think'; valid methods: align3, best_of_n, more_think, raw, self_refine, tpo, vanilla, zero_think*"),
+    ],
+)
+def test_bad_method_input(pytester, server, args, expected):
+    result = run(pytester, server, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([expected])
+
+
+def test_prefill_method_on_chat_only_backend_errors_each_case_clearly(pytester, server):
+    result = run(pytester, server, "--specbench-method=zero_think")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["*zero_think continues a partial assistant turn (prefill)*cannot do*vllm-server*"])
+    assert not server.requests
+
+
+def test_profile_supplies_provider_and_sampling(pytester, server):
+    pytester.makefile(
+        ".yaml",
+        models=f"""
+profiles:
+  tiny-qwen:
+    provider: vllm-server
+    model: scripted
+    base_urls: ["{server.url}"]
+    thinking: false
+    temperature: 0.7
+    top_p: 0.8
+    top_k: 20
+    max_tokens: 64
+method_options:
+  self_refine: {{iterations: 1}}
+""",
+    )
+    pytester.makefile(".yaml", specbench_gamma=SUITE)
+    result = pytester.runpytest("--specbench-model=tiny-qwen", "--specbench-model-config=models.yaml", "--specbench-judge=openai/scripted", f"--specbench-judge-base-url={server.url}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    body = server.generation_requests()[0]
+    assert (body["temperature"], body["top_p"], body["top_k"], body["max_tokens"]) == (0.7, 0.8, 20, 64)
+    assert body["chat_template_kwargs"] == {"enable_thinking": False}
+    assert "guided_json" not in json.dumps(server.requests)
+
+
+def test_profile_typo_is_a_clear_error(pytester, server):
+    pytester.makefile(".yaml", models="profiles:\n  mine:\n    provider: openai\n    model: x\n    temprature: 0.3\n")
+    result = run(pytester, server, "--specbench-model=mine", "--specbench-model-config=models.yaml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*models.yaml*mine*temprature*temperature*"])
