@@ -93,7 +93,8 @@ def test_prompt_file_problems_name_the_file_and_line(pytester):
     ("args", "expected"),
     [
         ([f"{OPT_MODEL}=bedrock/claude"], "*unknown model provider 'bedrock'; valid providers: llamacpp, openai*"),
-        ([f"{OPT_MODEL}=smollm2"], "*--specbench-model: 'smollm2' is not PROVIDER/NAME*"),
+        ([f"{OPT_MODEL}=openai/"], "*--specbench-model: 'openai/' is not PROVIDER/NAME*"),
+        ([f"{OPT_MODEL}=smollm2"], "*no profile 'smollm2'*profiles: Qwen3-14B*"),
         (["--specbench-judge=nope/x"], "*unknown model provider 'nope'*"),
         ([f"{OPT_METHOD}=think_harder"], "*unknown method 'think_harder'; valid methods: *raw*vanilla*"),
         ([f"{OPT_MIN_SAR}=62"], "*--specbench-min-sar: gate '62': threshold must be within [[]0, 1[]]*"),
