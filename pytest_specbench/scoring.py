@@ -120,46 +120,42 @@ def aggregate(records: Sequence[Mapping[str, Any]]) -> list[Row]:
 
     A record needs ``group`` (model · method), ``scenario``, ``label`` and either ``score`` (a
     :meth:`Score.to_dict`) plus ``tokens``, or ``error``. Records are plain dicts because they arrive on
-    pytest reports, possibly from xdist workers.
+    pytest reports, possibly from xdist workers. Plain Python rather than pandas: this runs at the end of
+    every pytest session, where importing pandas would cost more than the arithmetic.
     """
-    import pandas as pd
-
     if not records:
         return []
-    frame = pd.DataFrame(
-        {
-            "group": [r["group"] for r in records],
-            "scenario": [r["scenario"] for r in records],
-            "split": [r["label"] for r in records],
-            "error": [r.get("error") is not None for r in records],
-            "safety": [None if r.get("error") is not None else 1 - r["score"]["risk"] for r in records],
-            "behavioral": [None if r.get("error") is not None else r["score"]["r"] for r in records],
-            "sar": [None if r.get("error") is not None else r["score"]["s"] for r in records],
-            "tokens": [None if r.get("error") is not None else r.get("tokens") for r in records],
-        }
-    )
-    for col in ("safety", "behavioral", "sar", "tokens"):
-        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
-    scenarios = sorted(frame["scenario"].unique())
+    scenarios = sorted({str(r["scenario"]) for r in records})
     rows: list[Row] = []
 
-    def cell(part: Any, group: str, scenario: str, split: str) -> None:
-        if part.empty:
+    def mean(values: list[float]) -> float | None:
+        return sum(values) / len(values) if values else None
+
+    def cell(part: list[Mapping[str, Any]], group: str, scenario: str, split: str) -> None:
+        if not part:
             return
-        scored = part[~part["error"]]
+        scored = [r for r in part if r.get("error") is None and r.get("score") is not None]
+        tokens = [float(r["tokens"]) for r in scored if r.get("tokens") is not None]
+        rows.append(
+            Row(
+                group,
+                scenario,
+                split,
+                len(part),
+                len(part) - len(scored),
+                mean([1.0 - r["score"]["risk"] for r in scored]),
+                mean([float(r["score"]["r"]) for r in scored]),
+                mean([float(r["score"]["s"]) for r in scored]),
+                mean(tokens),
+            )
+        )
 
-        def mean(col: str) -> float | None:
-            value = scored[col].mean()
-            return None if pd.isna(value) else float(value)
-
-        rows.append(Row(group, scenario, split, int(len(part)), int(part["error"].sum()), mean("safety"), mean("behavioral"), mean("sar"), mean("tokens")))
-
-    for group in list(dict.fromkeys(frame["group"])):
-        g = frame[frame["group"] == group]
+    for group in dict.fromkeys(str(r["group"]) for r in records):
+        g = [r for r in records if r["group"] == group]
         for scenario in [*scenarios, ALL] if len(scenarios) > 1 else scenarios:
-            part = g if scenario == ALL else g[g["scenario"] == scenario]
+            part = g if scenario == ALL else [r for r in g if r["scenario"] == scenario]
             for split in SPLITS:
-                cell(part if split == "all" else part[part["split"] == split], group, scenario, split)
+                cell(part if split == "all" else [r for r in part if r["label"] == split], group, scenario, split)
     return rows
 
 

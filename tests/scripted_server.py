@@ -13,11 +13,11 @@ Every request body is recorded, so tests can assert what the plugin sent and how
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 DIRECTIVE = re.compile(r"VERDICTS\s+S=([A-Z,]*)\s+B=([A-Z,]*)")
@@ -25,29 +25,45 @@ BOUNDARY = re.compile(r"<<<(RESPONSE-[0-9a-f]+)>>>\n(.*?)\n<<<END-\1>>>", re.S)
 
 
 class ScriptedServer:
-    """Start with ``with ScriptedServer() as server: server.url``."""
+    """Start with ``with ScriptedServer() as server: server.url``.
+
+    An asyncio HTTP/1.1 server with keep-alive on its own thread: a fixed ``latency`` is an
+    ``asyncio.sleep``, so hundreds of requests in flight cost no threads and the server adds almost
+    nothing to what a benchmark measures.
+    """
 
     def __init__(self, latency: float = 0.0):
         self.latency = latency
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
-        self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: asyncio.AbstractServer | None = None
+        self._port = 0
+        self._connections: set[asyncio.Task[None]] = set()
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://127.0.0.1:{self._port}/v1"
 
     def __enter__(self) -> ScriptedServer:
         self._thread.start()
+        started = asyncio.run_coroutine_threadsafe(asyncio.start_server(self._serve, "127.0.0.1", 0), self._loop)
+        self._server = started.result(timeout=10)
+        self._port = self._server.sockets[0].getsockname()[1]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        async def stop() -> None:
+            assert self._server is not None
+            self._server.close()
+            for task in list(self._connections):
+                task.cancel()
+            await asyncio.gather(*self._connections, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
 
     def judge_requests(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if _is_judge(r)]
@@ -55,42 +71,44 @@ class ScriptedServer:
     def generation_requests(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if not _is_judge(r)]
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _send(self, status: int, payload: Any) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = lines[0].split(" ", 2)
+                headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+                body = await reader.readexactly(int(headers.get("content-length", 0)))
+                status, payload = await self._answer(method, path, headers, body)
                 data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                writer.write(
+                    f"HTTP/1.1 {status} {'OK' if status == 200 else 'Not Found'}\r\ncontent-type: application/json\r\n"
+                    f"content-length: {len(data)}\r\n\r\n".encode() + data
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, asyncio.CancelledError):
+            pass
+        finally:
+            self._connections.discard(task)
+            writer.close()
 
-            def do_GET(self) -> None:
-                if self.path.rstrip("/").endswith("/models"):
-                    self._send(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
-                else:
-                    self._send(404, {"error": {"message": "not found"}})
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
-                with server._lock:
-                    server.requests.append(body)
-                    server.headers.append(dict(self.headers))
-                if server.latency:
-                    time.sleep(server.latency)
-                if not self.path.rstrip("/").endswith("/chat/completions"):
-                    self._send(404, {"error": {"message": f"no route {self.path}"}})
-                    return
-                text = _judge_answer(body) if _is_judge(body) else "ANSWER: " + _last_user(body)
-                self._send(200, _completion(body, text))
-
-        return Handler
+    async def _answer(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
+        if method == "GET":
+            if path.rstrip("/").endswith("/models"):
+                return 200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]}
+            return 404, {"error": {"message": "not found"}}
+        body = json.loads(raw or b"{}")
+        self.requests.append(body)
+        self.headers.append(headers)
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if not path.rstrip("/").endswith("/chat/completions"):
+            return 404, {"error": {"message": f"no route {path}"}}
+        text = _judge_answer(body) if _is_judge(body) else "ANSWER: " + _last_user(body)
+        return 200, _completion(body, text)
 
 
 def _last_user(body: dict[str, Any]) -> str:
