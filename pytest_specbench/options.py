@@ -79,41 +79,36 @@ def choice(*choices: str) -> Callable[[str], str]:
     return convert
 
 
-def positive_int(value: str) -> int:
+def _parse(value: str, cast: Callable[[str], T], what: str) -> T:
     try:
-        n = int(value)
+        return cast(value)
     except ValueError:
-        raise ValueError(f"{value!r} is not a whole number") from None
+        raise ValueError(f"{value!r} is not {what}") from None
+
+
+def positive_int(value: str) -> int:
+    n = _parse(value, int, "a whole number")
     if n < 1:
         raise ValueError(f"must be at least 1, got {n}")
     return n
 
 
 def non_negative_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not a whole number") from None
+    n = _parse(value, int, "a whole number")
     if n < 0:
         raise ValueError(f"must be 0 or more, got {n}")
     return n
 
 
 def fraction(value: str) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not a number") from None
+    x = _parse(value, float, "a number")
     if not 0.0 <= x <= 1.0:
         raise ValueError(f"must be within [0, 1] (a fraction, e.g. 0.62 for 62%), got {value}")
     return x
 
 
 def non_negative_float(value: str) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not a number") from None
+    x = _parse(value, float, "a number")
     if x < 0:
         raise ValueError(f"must be 0 or more, got {value}")
     return x
