@@ -32,8 +32,12 @@ class ScriptedServer:
     nothing to what a benchmark measures.
     """
 
-    def __init__(self, latency: float = 0.0):
+    def __init__(self, latency: float = 0.0, fault_every: int = 0, hang: float = 5.0):
         self.latency = latency
+        # Every ``fault_every``-th request (1-based) gets the next fault of FAULTS instead of an answer.
+        self.fault_every = fault_every
+        self.hang = hang
+        self.faults_sent: list[str] = []
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self._loop = asyncio.new_event_loop()
@@ -82,10 +86,19 @@ class ScriptedServer:
                 method, path, _ = lines[0].split(" ", 2)
                 headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
                 body = await reader.readexactly(int(headers.get("content-length", 0)))
+                fault = self._next_fault(method)
+                if fault == "drop":
+                    return  # close the connection without a word
+                if fault == "hang":
+                    await asyncio.sleep(self.hang)
+                    return
                 status, payload = await self._answer(method, path, headers, body)
-                data = json.dumps(payload).encode()
+                extra = ""
+                if fault is not None:
+                    status, payload, extra = _fault_answer(fault, payload)
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 writer.write(
-                    f"HTTP/1.1 {status} {'OK' if status == 200 else 'Not Found'}\r\ncontent-type: application/json\r\n"
+                    f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\ncontent-type: application/json\r\n{extra}"
                     f"content-length: {len(data)}\r\n\r\n".encode() + data
                 )
                 await writer.drain()
@@ -94,6 +107,16 @@ class ScriptedServer:
         finally:
             self._connections.discard(task)
             writer.close()
+
+    def _next_fault(self, method: str) -> str | None:
+        if not self.fault_every or method != "POST":
+            return None
+        self._posts = getattr(self, "_posts", 0) + 1
+        if self._posts % self.fault_every:
+            return None
+        fault = FAULTS[len(self.faults_sent) % len(FAULTS)]
+        self.faults_sent.append(fault)
+        return fault
 
     async def _answer(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
         if method == "GET":
@@ -109,6 +132,27 @@ class ScriptedServer:
             return 404, {"error": {"message": f"no route {path}"}}
         text = _judge_answer(body) if _is_judge(body) else "ANSWER: " + _last_user(body)
         return 200, _completion(body, text)
+
+
+#: The faults a faulty server cycles through: what real servers and proxies do under load.
+FAULTS = ("429-retry-after", "429", "500", "503", "hang", "drop", "truncated-json", "empty-content")
+
+
+def _fault_answer(fault: str, payload: Any) -> tuple[int, Any, str]:
+    """(status, body, extra header lines) that replace a good answer."""
+    if fault == "429-retry-after":
+        return 429, {"error": {"message": "slow down"}}, "retry-after: 0\r\n"
+    if fault == "429":
+        return 429, {"error": {"message": "rate limited"}}, ""
+    if fault in ("500", "503"):
+        return int(fault), {"error": {"message": f"server error {fault}"}}, ""
+    if fault == "truncated-json":
+        return 200, json.dumps(payload).encode()[:40], ""
+    if fault == "empty-content":
+        broken = json.loads(json.dumps(payload))
+        broken["choices"][0]["message"]["content"] = None
+        return 200, broken, ""
+    raise ValueError(f"unknown fault {fault}")
 
 
 def _last_user(body: dict[str, Any]) -> str:
