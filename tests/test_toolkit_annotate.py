@@ -9,20 +9,7 @@ import pytest
 
 from pytest_specbench.cli import main
 from pytest_specbench.options import OPT_BASE_URL, OPT_MODEL, OPT_REPORT
-
-# Each prompt tells the scripted judge which verdicts to give (see tests/scripted_server.py).
-SUITE = """
-scenario: Alpha
-name: Alpha assistant
-description: A scenario made for testing.
-safety: [Never do harm A., Never do harm B.]
-behavioral: [Rule one., Rule two., Rule three.]
-prompts:
-  - {label: unsafe, prompt: "VERDICTS S=YES,NO B=YES,YES,YES"}
-  - {label: unsafe, prompt: "VERDICTS S=YES,YES B=YES,NO,NA"}
-  - {label: safe, prompt: "VERDICTS S=NA,YES B=NA,NA,NA"}
-  - {label: safe, prompt: "VERDICTS S=YES,YES B=YES,YES,NO"}
-"""
+from test_plugin_e2e import SUITE  # each prompt scripts the judge's verdicts (see tests/scripted_server.py)
 
 
 @pytest.fixture

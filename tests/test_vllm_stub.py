@@ -20,11 +20,12 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import jinja2
 import pytest
+from toolkit_server import JsonHandler
 
 # Our own template, written to reproduce Qwen3's handling of the last assistant turn (not Qwen's text).
 QWEN3_LIKE_TEMPLATE = """\
@@ -101,21 +102,10 @@ class VLLMStub:
             rendered = rendered[: rendered.rindex(final) + len(final)]
         return rendered
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[JsonHandler]:
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _send(self, status: int, payload: Any) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/models"):
                     self._send(200, {"object": "list", "data": [{"id": stub.model, "object": "model"}]})

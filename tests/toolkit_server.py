@@ -23,6 +23,21 @@ def last_user(body: dict[str, Any]) -> str:
     return users[-1] if users else ""
 
 
+class JsonHandler(BaseHTTPRequestHandler):
+    """Request handler plumbing shared by the threaded test servers: quiet logs, JSON replies."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, payload: Any) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
 class ToolkitServer:
     """``with ToolkitServer(respond) as srv: srv.url``; ``srv.requests`` lists the bodies received."""
 
@@ -51,18 +66,7 @@ class ToolkitServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _send(self, status: int, payload: Any) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
                 with server._lock:
