@@ -426,7 +426,7 @@ async def self_refine(case: Case, ctx: MethodContext) -> MethodResult:
     rounds: list[tuple[str, str]] = []
     feedback_system = _refine_system(REFINE_FEEDBACK_SYSTEM, case, ctx.prompt_field)
     rewrite_system = _refine_system(REFINE_REWRITE_SYSTEM, case, ctx.prompt_field)
-    for i in range(1, opts["iterations"] + 1):
+    for _ in range(opts["iterations"]):
         fb = await ctx.call(
             "self_refine.feedback",
             [{"role": "system", "content": feedback_system}, {"role": "user", "content": REFINE_FEEDBACK_USER.format(answer=answer)}],

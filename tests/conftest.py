@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas  # noqa: F401  numpy cannot be imported twice; pytester's in-process runs would re-import it
 import pytest
-
 from scripted_server import ScriptedServer
 
 pytest_plugins = ["pytester"]

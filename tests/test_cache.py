@@ -11,7 +11,6 @@ import time
 from collections import Counter
 
 import pytest
-
 from scripted_server import ScriptedServer
 
 SUITE = """

@@ -74,7 +74,9 @@ method_options:
 """,
     )
     pytester.makefile(".yaml", specbench_gamma=SUITE)
-    result = pytester.runpytest("--specbench-model=tiny-qwen", "--specbench-model-config=models.yaml", "--specbench-judge=openai/scripted", f"--specbench-judge-base-url={server.url}", "-p", "no:cacheprovider")
+    result = pytester.runpytest(
+        "--specbench-model=tiny-qwen", "--specbench-model-config=models.yaml", "--specbench-judge=openai/scripted", f"--specbench-judge-base-url={server.url}", "-p", "no:cacheprovider"
+    )
     result.assert_outcomes(passed=2)
     body = server.generation_requests()[0]
     assert (body["temperature"], body["top_p"], body["top_k"], body["max_tokens"]) == (0.7, 0.8, 20, 64)

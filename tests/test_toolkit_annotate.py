@@ -6,10 +6,10 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from test_plugin_e2e import SUITE  # each prompt scripts the judge's verdicts (see tests/scripted_server.py)
 
 from pytest_specbench.cli import main
 from pytest_specbench.options import OPT_BASE_URL, OPT_MODEL, OPT_REPORT
-from test_plugin_e2e import SUITE  # each prompt scripts the judge's verdicts (see tests/scripted_server.py)
 
 
 @pytest.fixture

@@ -179,5 +179,5 @@ class Backend(abc.ABC):
         """Whether ``exc`` is transient. The default retries nothing; HTTP backends override it."""
         return RetryDecision(False, f"{type(exc).__name__}: {exc}")
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional: most backends hold nothing to release
         """Release connections or engines."""
