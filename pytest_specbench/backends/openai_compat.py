@@ -32,6 +32,8 @@ class OpenAICompatBackend(Backend):
         except ImportError as exc:  # pragma: no cover - openai is a hard dependency
             raise BackendUnavailable("the openai provider needs the openai package: pip install openai") from exc
         self._openai = openai
+        # the HTTP library this openai release sends with: httpx2 from 3.0, httpx before
+        self._httpx = getattr(openai._base_client, "httpx2", None) or openai._base_client.httpx
         self.base_urls = spec.base_urls or (os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",)
         self._clients: list[Any] = []
         self._next = itertools.cycle(range(len(self.base_urls)))
@@ -75,23 +77,37 @@ class OpenAICompatBackend(Backend):
             body["extra_body"] = extra
         return body
 
-    async def _generate_once(self, request: GenerationRequest) -> Completion:
-        response = await self._client().chat.completions.create(**self.request_body(request))
-        if not response.choices:
+    async def post(self, path: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """POST ``create()``-style arguments (``extra_body`` merged in) and return the decoded JSON answer.
+
+        The official client still sends the request (base URL, key, timeout, its error types), but its
+        typed request transform and response models are skipped: they cost more CPU than the HTTP call
+        itself (5.4 against 3.0 ms per call here, server included), and that CPU is what limits a worker
+        keeping dozens of requests in flight. We read only a handful of fields of the answer anyway.
+        """
+        body = {k: v for k, v in arguments.items() if k != "extra_body"} | dict(arguments.get("extra_body") or {})
+        response = await self._client().post(path, body=body, cast_to=self._httpx.Response)
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise ValueError(f"the server's answer is not valid JSON ({exc})") from exc
+        choices = data.get("choices") if isinstance(data, dict) else None
+        if not choices or not isinstance(choices[0], dict):
             raise ValueError("the server answered with no choices")
-        choice = response.choices[0]
-        message = choice.message
-        text = message.content
-        if text is None:
+        return data
+
+    async def _generate_once(self, request: GenerationRequest) -> Completion:
+        data = await self.post("/chat/completions", self.request_body(request))
+        choice = data["choices"][0]
+        message = choice.get("message") or {}
+        text = message.get("content")
+        if not isinstance(text, str):
             raise ValueError("the server answered with empty content")
-        reasoning = getattr(message, "reasoning_content", None) or (getattr(message, "model_extra", None) or {}).get("reasoning_content")
-        usage = response.usage
         return Completion(
             text=text,
-            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-            finish_reason=choice.finish_reason,
-            reasoning=reasoning,
+            reasoning=message.get("reasoning_content") or message.get("reasoning"),
+            finish_reason=choice.get("finish_reason"),
+            **_usage(data),
         )
 
     def retry_decision(self, exc: BaseException) -> RetryDecision:
@@ -106,13 +122,19 @@ class OpenAICompatBackend(Backend):
             retry_after = _retry_after(exc.response.headers.get("retry-after") if exc.response is not None else None)
             reason = f"HTTP {status}: {_short(exc.message)}"
             return RetryDecision(status in RETRYABLE_STATUS or status >= 500, reason, retry_after)
-        if isinstance(exc, (ValueError, openai.APIResponseValidationError)):
+        if isinstance(exc, (ValueError, KeyError, TypeError, openai.APIResponseValidationError)):
             return RetryDecision(True, f"unusable answer: {exc}")
         return RetryDecision(False, f"{type(exc).__name__}: {exc}")
 
     async def aclose(self) -> None:
         for client in self._clients:
             await client.close()
+
+
+def _usage(data: dict[str, Any]) -> dict[str, int]:
+    """Token counts of an answer; servers that omit ``usage`` count as zero rather than failing the call."""
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    return {"prompt_tokens": int(usage.get("prompt_tokens") or 0), "completion_tokens": int(usage.get("completion_tokens") or 0)}
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -42,7 +42,7 @@ from ..templates import (
     render_prefill_prompt,
 )
 from .base import BackendSpec, Completion, GenerationRequest
-from .openai_compat import OpenAICompatBackend
+from .openai_compat import OpenAICompatBackend, _usage
 
 #: Where ``vllm serve`` listens unless told otherwise; used when no base URL is given.
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
@@ -124,14 +124,6 @@ class VLLMServerBackend(OpenAICompatBackend):
     async def _generate_once(self, request: GenerationRequest) -> Completion:
         if not self.uses_completions_route(request):
             return await super()._generate_once(request)
-        response = await self._client().completions.create(**self.completion_body(request))
-        if not response.choices:
-            raise ValueError("the server answered with no choices")
-        choice = response.choices[0]
-        usage = response.usage
-        return Completion(
-            text=choice.text or "",
-            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-            finish_reason=choice.finish_reason,
-        )
+        data = await self.post("/completions", self.completion_body(request))
+        choice = data["choices"][0]
+        return Completion(text=choice.get("text") or "", finish_reason=choice.get("finish_reason"), **_usage(data))
