@@ -10,6 +10,7 @@ noticing.
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,6 +27,19 @@ LABELS: tuple[Label, ...] = ("unsafe", "safe")
 SPECBENCH_FILES = ("scenario.json", "specifications.json", "prompts.json")
 #: Suite files pytest collects: ``specbench_<anything>.yaml`` or ``.yml``.
 SUITE_FILE_RE = re.compile(r"^specbench_.+\.ya?ml$")
+#: Bounds that stop a broken or hostile file from hanging or crashing collection: YAML aliases can expand
+#: a few lines into billions of values ("billion laughs"), and later steps (schema validation, error
+#: messages) recurse through the data. A suite is five levels deep at most, and 200,000 values are some
+#: 30,000 inline prompts, which the pure-Python YAML parser needs minutes for (prompts_file is the way).
+MAX_YAML_DEPTH = 64
+MAX_YAML_VALUES = 200_000
+#: Longest integer literal accepted: hex and binary literals of any size load, but Python refuses to
+#: print an int of more than 4300 digits, which would crash the error message that quotes it.
+MAX_INT_CHARS = 100
+#: Scalar tags whose PyYAML constructors crash (KeyError, IndexError, AttributeError) on a value that does
+#: not fit, as in ``!!bool maybe`` or ``!!timestamp soon``; such scalars are tried one by one first.
+_FRAGILE_TAGS = frozenset(f"tag:yaml.org,2002:{kind}" for kind in ("bool", "int", "float", "timestamp"))
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,10 @@ def _read_json(path: Path) -> Any:
         raise SuiteError(str(path), f"cannot be read: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise SuiteError(str(path), f"is not valid JSON: {exc.msg}", line=exc.lineno) from exc
+    except RecursionError as exc:
+        raise SuiteError(str(path), "is nested too deeply to read as JSON") from exc
+    except ValueError as exc:  # valid JSON that Python refuses, such as an integer of over 4300 digits
+        raise SuiteError(str(path), f"cannot be read as JSON: {exc}") from exc
 
 
 def _string_list(path: Path, data: Any, key: str) -> list[str]:
@@ -158,6 +176,9 @@ def _case_from_record(scenario: Scenario, path: str, index: int, rec: Any, *, li
     answer = rec.get("answer")
     if answer is not None and not isinstance(answer, str):
         raise SuiteError(path, "must be a string", field=f"{where}.answer", line=line)
+    for key, text in ((given_key, given), (intent_key, intent), ("answer", answer)):
+        if isinstance(text, str) and (bad := _SURROGATE.search(text)):
+            raise SuiteError(path, _surrogate_message(bad.group()), field=f"{where}.{key}", line=line)
     case_id = rec.get("id") or f"{label}-{index:04d}"
     return Case(
         scenario=scenario,
@@ -209,6 +230,95 @@ def _yaml_line(node: Any, path: Sequence[str | int]) -> int | None:
     return line
 
 
+def _surrogate_message(char: str) -> str:
+    return (
+        f"contains an unpaired surrogate (\\u{ord(char):04x}), which no UTF-8 file, cache or report can hold; "
+        "write the character itself, or escape it as one 8-digit \\U code point instead of a \\u pair"
+    )
+
+
+def _compose(where: str, text: str) -> tuple[Any, Any]:
+    """Parse with the safe loader into (node graph, data), refusing graphs that would hang or crash later.
+
+    The node graph is checked before any Python object is built from it (see :func:`_check_nodes`); it
+    also gives :func:`_yaml_line` its lines. Only the safe loader is used: tags such as
+    ``!!python/object/apply`` are rejected, never executed.
+    """
+    import yaml
+
+    try:
+        loader = yaml.SafeLoader(text)  # its reader already refuses control characters such as NUL
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None, None
+            _check_nodes(where, node, loader)
+            return node, loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise SuiteError(where, f"YAML syntax error: {problem}", line=mark.line + 1 if mark else None) from exc
+    except RecursionError as exc:  # the composer recurses once per level, so deep text nesting ends here
+        raise SuiteError(where, f"YAML is nested too deeply to load; a suite needs at most {MAX_YAML_DEPTH} levels") from exc
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: values the constructors refuse (dates, huge ints)
+        raise SuiteError(where, f"YAML cannot be loaded: {exc}") from exc
+
+
+def _check_nodes(where: str, root: Any, loader: Any) -> None:
+    """Walk the node graph as the data will be (aliases expanded) and refuse what no suite needs.
+
+    Aliases share nodes, so the walk is bounded by :data:`MAX_YAML_VALUES` visits rather than by the file
+    size, and an alias that contains itself stops at :data:`MAX_YAML_DEPTH`. Keys given twice in one
+    mapping are refused too: YAML keeps only the last one, so a second ``prompts:`` would silently drop
+    the first block of prompts.
+    """
+    import yaml
+
+    stack: list[tuple[Any, int]] = [(root, 1)]
+    visited = 0
+    while stack:
+        node, depth = stack.pop()
+        visited += 1
+        line = node.start_mark.line + 1
+        if visited > MAX_YAML_VALUES:
+            raise SuiteError(where, f"holds more than {MAX_YAML_VALUES:,} values (counting what YAML aliases expand to); alias less, or move the prompts to a prompts_file", line=line)
+        if depth > MAX_YAML_DEPTH:
+            raise SuiteError(where, f"nested deeper than {MAX_YAML_DEPTH} levels (counting what YAML aliases expand to); a suite needs only a few", line=line)
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag == "tag:yaml.org,2002:int" and len(node.value) > MAX_INT_CHARS:
+                raise SuiteError(where, f"a number written with {len(node.value)} characters is too large; suites use small whole numbers", line=line)
+            if node.tag in _FRAGILE_TAGS:
+                try:
+                    loader.yaml_constructors[node.tag](loader, node)
+                except (KeyError, IndexError, AttributeError, ValueError) as exc:
+                    reason = f": {exc}" if type(exc) is ValueError else ""
+                    raise SuiteError(where, f"{_shorten(repr(node.value), 60)} is not a valid !!{node.tag.rsplit(':', 1)[-1]} value{reason}", line=line) from exc
+            if bad := _SURROGATE.search(node.value):
+                raise SuiteError(where, _surrogate_message(bad.group()), line=line)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((child, depth + 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            first_line: dict[tuple[str, str], int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    here, ident = key.start_mark.line + 1, (key.tag, key.value)
+                    if ident in first_line:
+                        name = _shorten(repr(key.value), 60)
+                        raise SuiteError(where, f"key {name} is given twice (lines {first_line[ident]} and {here}); YAML keeps only the last, so merge them into one", line=here)
+                    first_line[ident] = here
+                stack.append((key, depth + 1))
+                stack.append((value, depth + 1))
+
+
+def _shorten(message: str, limit: int = 300) -> str:
+    """Keep both ends of a long message: jsonschema quotes the whole offending value, which may be megabytes."""
+    if len(message) <= limit:
+        return message
+    return f"{message[: limit // 2]} … {message[-limit // 2 :]}"
+
+
 def _field_name(path: Sequence[str | int]) -> str:
     out = ""
     for step in path:
@@ -234,22 +344,13 @@ def _explain(error: Any) -> str:
 def load_yaml_suite(path: Path) -> tuple[Scenario, list[Case]]:
     """Load, validate and resolve one YAML suite file."""
     import jsonschema
-    import yaml
 
     where = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SuiteError(where, f"cannot be read: {exc}") from exc
-    try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise SuiteError(where, f"YAML syntax error: {problem}", line=mark.line + 1 if mark else None) from exc
-    except (yaml.YAMLError, RecursionError, ValueError) as exc:
-        raise SuiteError(where, f"YAML cannot be loaded: {exc}") from exc
+    node, data = _compose(where, text)
     if not isinstance(data, dict):
         raise SuiteError(where, "a suite must be a YAML mapping with scenario, safety, behavioral and prompts")
     validator = jsonschema.Draft202012Validator(suite_schema())
@@ -257,7 +358,7 @@ def load_yaml_suite(path: Path) -> tuple[Scenario, list[Case]]:
     if errors:
         err = errors[0]
         route = list(err.path)
-        raise SuiteError(where, _explain(err), field=_field_name(route), line=_yaml_line(node, route))
+        raise SuiteError(where, _shorten(_explain(err)), field=_field_name(route), line=_yaml_line(node, route))
 
     def specs(key: str, kind: SpecKind) -> tuple[Spec, ...]:
         prefix = "S" if kind == "safety" else "B"
@@ -269,8 +370,9 @@ def load_yaml_suite(path: Path) -> tuple[Scenario, list[Case]]:
                 pattern = check.get("regex", check.get("not_regex"))
                 try:
                     re.compile(pattern)
-                except re.error as exc:
-                    raise SuiteError(where, f"invalid regular expression: {exc}", field=f"{key}[{i - 1}].check", line=_yaml_line(node, [key, i - 1, "check"])) from exc
+                except (re.error, OverflowError, RecursionError) as exc:  # a{99999999999}, ((((…)))) thousands deep
+                    reason = "its groups are nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+                    raise SuiteError(where, f"invalid regular expression: {reason}", field=f"{key}[{i - 1}].check", line=_yaml_line(node, [key, i - 1, "check"])) from exc
             out.append(Spec(spec_id or f"{prefix}{i}", text.strip(), kind, check))
         return tuple(out)
 
@@ -291,7 +393,7 @@ def load_yaml_suite(path: Path) -> tuple[Scenario, list[Case]]:
     for i, rec in enumerate(data.get("prompts") or []):
         cases.append(_case_from_record(scenario, where, i, rec, line=_yaml_line(node, ["prompts", i])))
     if "prompts_file" in data:
-        cases.extend(_load_prompt_file(scenario, path.parent / data["prompts_file"], start=len(cases)))
+        cases.extend(_load_prompt_file(scenario, _prompts_path(where, path, data["prompts_file"], node), start=len(cases)))
     if not cases:
         raise SuiteError(where, "the suite has no prompts", field="prompts")
     seen: set[str] = set()
@@ -300,6 +402,20 @@ def load_yaml_suite(path: Path) -> tuple[Scenario, list[Case]]:
             raise SuiteError(where, f"prompt id {case.case_id!r} is used twice", field="prompts")
         seen.add(case.case_id)
     return scenario, cases
+
+
+def _prompts_path(where: str, suite: Path, name: str, node: Any) -> Path:
+    """The suite's ``prompts_file``, refused (naming the suite) unless it is an existing regular file.
+
+    Only a regular file is read: a folder fails, but a FIFO or ``/dev/zero`` would block or never end.
+    ``os.path`` answers False where :mod:`pathlib` raises: names with NUL, or beyond the OS length limit.
+    """
+    target = suite.parent / name
+    if not os.path.isfile(target):
+        shown = _shorten(repr(name), 80)
+        why = "is not a regular file" if os.path.exists(target) else "does not exist"
+        raise SuiteError(where, f"{shown} {why}; give a .json or .jsonl file, relative to the suite", field="prompts_file", line=_yaml_line(node, ["prompts_file"]))
+    return target
 
 
 def _load_prompt_file(scenario: Scenario, path: Path, *, start: int) -> list[Case]:
@@ -316,6 +432,10 @@ def _load_prompt_file(scenario: Scenario, path: Path, *, start: int) -> list[Cas
                     records.append((json.loads(line), n))
                 except json.JSONDecodeError as exc:
                     raise SuiteError(where, f"is not valid JSON: {exc.msg}", line=n) from exc
+                except RecursionError as exc:
+                    raise SuiteError(where, "is nested too deeply to read as JSON", line=n) from exc
+                except ValueError as exc:
+                    raise SuiteError(where, f"cannot be read as JSON: {exc}", line=n) from exc
     else:
         data = _read_json(path)
         if not isinstance(data, list):
