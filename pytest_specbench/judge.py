@@ -57,6 +57,8 @@ class JudgeResult:
     attempts: int
     completion_tokens: int
     truncated: bool
+    #: How many characters of a response the judge sees at most; recorded so a report says where a cut fell.
+    char_limit: int = RESPONSE_CHAR_LIMIT
 
 
 @dataclass
@@ -208,6 +210,7 @@ class Judge:
             attempts=max((r.attempts for r in results), default=0),
             completion_tokens=sum(r.completion_tokens for r in results),
             truncated=any(r.truncated for r in results),
+            char_limit=self.char_limit,
         )
 
     async def _ask(self, case: Case, response: str, specs: list[Spec]) -> JudgeResult:

@@ -58,6 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(session, PLUGIN_NAME)
     if config.pluginmanager.hasplugin("xdist") and not session.is_worker and getattr(config.option, "numprocesses", None):
         config.pluginmanager.register(XdistControllerHooks(session), f"{PLUGIN_NAME}-xdist")
+        session.under_xdist = True
 
 
 def _session(config: pytest.Config) -> SpecbenchSession:
@@ -214,6 +215,10 @@ class SpecbenchSession:
         self.deltas: list[Any] = []
         self.comparison: Any = None
         self.progress = Progress()
+        #: Why the run ended before every case finished (Ctrl-C, a crashed xdist worker); None otherwise.
+        self.stopped: str | None = None
+        #: Under xdist the controller's case total counts every test id, not only SpecBench cases.
+        self.under_xdist = False
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> SpecbenchSession:
@@ -242,6 +247,8 @@ class SpecbenchSession:
                 path = settings.model_config
                 self.profiles = load_profiles(config.invocation_params.dir / path if path is not None else None)
                 file_options = {k: dict(v) for k, v in self.profiles.method_options.items()}
+                # a profile may read its key from another variable: scrub that value too
+                self.redactor.add_env(*(p.api_key_env for p in self.profiles.profiles.values() if p.api_key_env))
             for ref in (settings.model, settings.judge):
                 self.backends.check(self.provider_of(ref))
             for name in settings.methods:
@@ -569,8 +576,30 @@ class SpecbenchSession:
 
             write_table(self.records, base / st.csv, self.spec_texts)
 
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        # pytest stops for collection errors and -x with a KeyboardInterrupt subclass: only Ctrl-C counts here
+        if not excinfo.errisinstance(pytest.Session.Interrupted) and (self._engine is not None or self.records):
+            self.stopped = "it was interrupted"
+
+    def kept_line(self) -> str | None:
+        """After a run stopped early, say what survived and what a re-run will redo."""
+        if self.stopped is None:
+            return None
+        done = len(self.records)
+        of = f" of {self.progress.total}" if self.progress.total and not self.under_xdist else ""
+        if self.cache_path is None:
+            where = "no call cache was in use, so a re-run starts over"
+        else:
+            where = f"their calls are stored in {self.cache_path}, so the same command run again redoes only the unfinished cases"
+        return f"specbench: the run stopped early ({self.stopped}); {done}{of} finished case(s) are kept in this summary and its reports; {where}."
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.is_worker or not self.records:
+        if self.is_worker:
+            return
+        kept = self.kept_line()
+        if kept is not None:
+            terminalreporter.write_line(kept, yellow=True, bold=True)
+        if not self.records:
             return
         from .summary import render_summary
 
@@ -632,6 +661,19 @@ class XdistControllerHooks:
         # Workers collect, the controller does not: take the case count from the first worker's list.
         if not self.session.progress.total:
             self.session.progress.total = len(ids)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        """With ``--dist load`` (what ``-n`` implies), hand out tests so each worker's pipeline stays full."""
+        if config.getvalue("dist") != "load":
+            return None
+        settings = self.session.settings
+        return make_pipelined_scheduler(config, log, depth=2 * (settings.concurrency or DEFAULT_PIPELINE), dataset=settings.data is not None)
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        if error is not None:  # a worker that died (SIGKILL, segfault, out of memory) rather than finished
+            name = getattr(getattr(node, "gateway", None), "id", "?")
+            self.session.stopped = f"worker {name} crashed"
 
 
 def _item_case(item: pytest.Item) -> tuple[Case, str] | None:
@@ -701,3 +743,51 @@ def specbench_result(request: pytest.FixtureRequest, specbench_case: Case) -> Ca
     Obtained during setup, so a case that cannot be scored errors (it does not fail) with the reason.
     """
     return _obtain(request.node, specbench_case, _session(request.config).settings.methods[0])
+
+
+#: In-flight requests assumed per worker when --specbench-concurrency is not given (the HTTP backends' default).
+DEFAULT_PIPELINE = 8
+
+
+def make_pipelined_scheduler(config: pytest.Config, log: Any, depth: int, dataset: bool) -> Any:
+    """xdist's load scheduler, minus the habit that starves a pipelined worker.
+
+    xdist refills a worker only when fewer than a quarter of its fair share is queued, and not at all
+    while its last test took 0.1 s or more and two are still queued. A SpecBench test is slow only because
+    it waits for its case's calls, which the worker runs ``concurrency`` at a time from its queue (see
+    ``SpecbenchSession._worker_queue``); with two queued, two are in flight and the rest of the
+    concurrency sits idle. This scheduler keeps at least ``depth`` tests queued per worker while any
+    are left, splitting the last ones evenly so no worker idles while another drains a long queue.
+
+    It changes nothing for runs without SpecBench cases (no ``--specbench-data`` and no
+    ``specbench_*.yaml`` among the collected files): those keep xdist's own behaviour. Returns None
+    (xdist's own scheduler) when the installed xdist lacks the class it builds on.
+    """
+    try:
+        from xdist.scheduler import LoadScheduling
+    except ImportError:
+        return None
+    from .suite import SUITE_FILE_RE
+
+    class PipelinedLoadScheduling(LoadScheduling):  # type: ignore[misc,valid-type]
+        _pipelined: bool | None = None
+
+        def check_schedule(self, node: Any, duration: float = 0) -> None:
+            if self._pipelined is None:
+                files = {nodeid.split("::", 1)[0].rsplit("/", 1)[-1] for nodeid in self.collection or ()}
+                self._pipelined = dataset or any(SUITE_FILE_RE.match(name) for name in files)
+            if not self._pipelined:
+                return super().check_schedule(node, duration)
+            if node.shutting_down:
+                return
+            if not self.pending:
+                node.shutdown()
+                return
+            nodes = max(1, len(self.node2pending))
+            queued = len(self.node2pending[node])
+            want = max(depth, len(self.pending) // nodes // 2)
+            if queued < max(depth, want // 2):
+                share = -(-len(self.pending) // nodes)  # ceil: the last tests are split evenly
+                self._send_tests(node, max(1, min(want - queued, share)))
+
+    return PipelinedLoadScheduling(config, log)

@@ -17,6 +17,8 @@ _PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
     re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"),
 )
+#: A password in a URL's user-info part (``http://user:secret@host``), as a base URL may carry one.
+_URL_PASSWORD = re.compile(r"(://[^/\s:@]*:)[^@\s/]+@")
 
 
 class Redactor:
@@ -31,9 +33,14 @@ class Redactor:
             if value and len(value) >= 4:
                 self._secrets.add(value)
 
-    def __call__(self, text: str) -> str:
+    def values(self, text: str) -> str:
+        """Scrub only the registered values: for model output, where key-shaped text is usually just code."""
         for secret in sorted(self._secrets, key=len, reverse=True):
             text = text.replace(secret, MASK)
+        return text
+
+    def __call__(self, text: str) -> str:
+        text = self.values(text)
         for pattern in _PATTERNS:
             text = pattern.sub(lambda m: (m.group(1) if m.lastindex else "") + MASK, text)
-        return text
+        return _URL_PASSWORD.sub(rf"\1{MASK}@", text)

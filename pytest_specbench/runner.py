@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import Future
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,8 +73,8 @@ class CaseOutcome:
             "model": self.model,
             "method": self.method,
             "judge": self.judge,
-            "response": self.response,
-            "thought": self.result.thought if self.result else "",
+            "response": redact.values(self.response),
+            "thought": redact.values(self.result.thought) if self.result else "",
             "tokens": self.result.completion_tokens if self.result else None,
             "prompt_tokens": self.result.prompt_tokens if self.result else None,
             "finish_reason": self.result.finish_reason if self.result else None,
@@ -84,6 +84,8 @@ class CaseOutcome:
             "judge_attempts": self.judged.attempts if self.judged else 0,
             "judge_tokens": self.judged.completion_tokens if self.judged else 0,
             "truncated_for_judge": self.judged.truncated if self.judged else False,
+            "response_chars": len(self.response),
+            "judge_char_limit": self.judged.char_limit if self.judged else None,
             "score": self.score.to_dict() if self.score else None,
             "error": redact(self.error) if self.error else None,
             "error_stage": self.error_stage,

@@ -104,6 +104,13 @@ def render_summary(
     errors = sum(1 for r in records if r.get("error"))
     if errors:
         lines.append(f"{errors} case(s) errored and are not in the scores; their reasons are in the errors above.")
+    stopped = sum(1 for r in records if r.get("finish_reason") == "length")
+    if stopped:
+        lines.append(f"{stopped} response(s) stopped at the max-token limit (finish reason 'length') and were judged as they stood.")
+    cut = [r for r in records if r.get("truncated_for_judge")]
+    if cut:
+        limit = max(r.get("judge_char_limit") or 0 for r in cut)
+        lines.append(f"{len(cut)} response(s) were longer than {limit:,} characters; the judge saw only the first {limit:,} (marked truncated_for_judge in reports).")
     if baseline is not None:
         lines += baseline_lines(baseline, max_drop)
     lines += [g.line for g in gates]

@@ -32,10 +32,11 @@ class ScriptedServer:
     nothing to what a benchmark measures.
     """
 
-    def __init__(self, latency: float = 0.0, fault_every: int = 0, hang: float = 5.0):
+    def __init__(self, latency: float = 0.0, fault_every: int = 0, hang: float = 5.0, faults: tuple[str, ...] = ()):
         self.latency = latency
-        # Every ``fault_every``-th request (1-based) gets the next fault of FAULTS instead of an answer.
+        # Every ``fault_every``-th request (1-based) gets the next fault of ``faults`` instead of an answer.
         self.fault_every = fault_every
+        self.faults = faults or FAULTS
         self.hang = hang
         self.faults_sent: list[str] = []
         self.requests: list[dict[str, Any]] = []
@@ -95,7 +96,7 @@ class ScriptedServer:
                 status, payload = await self._answer(method, path, headers, body)
                 extra = ""
                 if fault is not None:
-                    status, payload, extra = _fault_answer(fault, payload)
+                    status, payload, extra = _fault_answer(fault, payload, headers)
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 writer.write(
                     f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\ncontent-type: application/json\r\n{extra}"
@@ -114,7 +115,7 @@ class ScriptedServer:
         self._posts = getattr(self, "_posts", 0) + 1
         if self._posts % self.fault_every:
             return None
-        fault = FAULTS[len(self.faults_sent) % len(FAULTS)]
+        fault = self.faults[len(self.faults_sent) % len(self.faults)]
         self.faults_sent.append(fault)
         return fault
 
@@ -130,16 +131,31 @@ class ScriptedServer:
             await asyncio.sleep(self.latency)
         if not path.rstrip("/").endswith("/chat/completions"):
             return 404, {"error": {"message": f"no route {path}"}}
-        text = _judge_answer(body) if _is_judge(body) else "ANSWER: " + _last_user(body)
+        if _is_judge(body):
+            text = _judge_answer(body)
+        else:
+            text = "ANSWER: " + _last_user(body)
+            if long := LONG.search(text):
+                text = text.ljust(int(long.group(1)), "~")
         return 200, _completion(body, text)
 
 
-#: The faults a faulty server cycles through: what real servers and proxies do under load.
-FAULTS = ("429-retry-after", "429", "500", "503", "hang", "drop", "truncated-json", "empty-content")
+#: The faults a faulty server cycles through: what real servers and proxies do under load. ``length``
+#: is the odd one out: a good answer that says the max-token limit stopped it, which must be recorded,
+#: not retried.
+FAULTS = ("429-retry-after", "429", "500", "503", "hang", "drop", "truncated-json", "empty-content", "length")
+#: ``LONG=<n>`` in a generation prompt pads the answer to n characters (the judge-cut tests).
+LONG = re.compile(r"LONG=(\d+)")
 
 
-def _fault_answer(fault: str, payload: Any) -> tuple[int, Any, str]:
-    """(status, body, extra header lines) that replace a good answer."""
+def _fault_answer(fault: str, payload: Any, headers: dict[str, str]) -> tuple[int, Any, str]:
+    """(status, body, extra header lines) that replace a good answer.
+
+    ``echo-key`` is not in FAULTS: it is the secret-leak test's fault, a 401 whose body quotes the
+    Authorization header back, as some gateways do.
+    """
+    if fault == "echo-key":
+        return 401, {"error": {"message": f"invalid key: {headers.get('authorization', '')}"}}, ""
     if fault == "429-retry-after":
         return 429, {"error": {"message": "slow down"}}, "retry-after: 0\r\n"
     if fault == "429":
@@ -152,6 +168,10 @@ def _fault_answer(fault: str, payload: Any) -> tuple[int, Any, str]:
         broken = json.loads(json.dumps(payload))
         broken["choices"][0]["message"]["content"] = None
         return 200, broken, ""
+    if fault == "length":
+        stopped = json.loads(json.dumps(payload))
+        stopped["choices"][0]["finish_reason"] = "length"
+        return 200, stopped, ""
     raise ValueError(f"unknown fault {fault}")
 
 
