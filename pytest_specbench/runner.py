@@ -267,6 +267,7 @@ class Engine:
             f.cancel()
 
         async def shutdown() -> None:
+            await loop.shutdown_default_executor()  # the resolver threads HTTP clients started
             for backend in self._instances.values():
                 try:
                     await backend.aclose()
@@ -282,4 +283,8 @@ class Engine:
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if not loop.is_running():
+            loop.close()
         self._loop = None
+        with self._lock:  # outcomes are in the records by now; drop them so the interpreter has less to free
+            self._futures.clear()
