@@ -1,6 +1,6 @@
 """Throughput benchmarks for issue 4, measured side by side in one run on this machine.
 
-    python bench/bench_throughput.py [--latency 0.2] [--concurrency 8] [--quick]
+    python bench/bench_throughput.py [--latency 0.2] [--concurrency 8] [--quick] [--parts abce] [--repeat 1]
 
 (a) wall time of a SpecBench run against the ideal, requests × latency ÷ concurrency, on a local
     OpenAI-compatible server with a fixed latency (tests/scripted_server.py), judge included;
@@ -66,12 +66,25 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--quick", action="store_true", help="300 cases only, vanilla only")
     parser.add_argument("--methods", default="vanilla,align3")
+    parser.add_argument("--parts", default="abce", help="which measurements to run, e.g. c for the xdist one only")
+    parser.add_argument("--repeat", type=int, default=1, help="repeat (c), alternating sides, to show its spread")
     opts = parser.parse_args()
     sizes = [300] if opts.quick else [300, 1500]
     methods = ["vanilla"] if opts.quick else opts.methods.split(",")
     work = Path(tempfile.mkdtemp(prefix="specbench-bench-"))
     print(f"latency {opts.latency} s, concurrency {opts.concurrency}, data {DATA}")
 
+    if "a" in opts.parts:
+        part_a(opts, sizes, methods, work)
+    if "b" in opts.parts:
+        part_b(opts, work)
+    if "c" in opts.parts:
+        part_c(opts, work)
+    if "e" in opts.parts:
+        part_e(work)
+
+
+def part_a(opts: argparse.Namespace, sizes: list[int], methods: list[str], work: Path) -> None:
     print("\n(a) wall time against ideal = requests × latency ÷ concurrency")
     print(f"{'cases':>6} {'method':<9} {'requests':>9} {'ideal s':>8} {'wall s':>8} {'ratio':>6}")
     for method in methods:
@@ -82,6 +95,9 @@ def main() -> None:
             ideal = requests * opts.latency / opts.concurrency
             print(f"{n:>6} {method:<9} {requests:>9} {ideal:>8.1f} {wall:>8.1f} {wall / ideal:>6.2f}")
 
+
+
+def part_b(opts: argparse.Namespace, work: Path) -> None:
     print("\n(b) warm-cache re-run of 1,500 cases against 1,500 trivial parametrized tests")
     (work / "test_trivial.py").write_text("import pytest\n\n@pytest.mark.parametrize('i', range(1500))\ndef test_trivial(i):\n    assert i >= 0\n")
     cache = work / "warm.sqlite3"
@@ -93,14 +109,20 @@ def main() -> None:
     plain, _ = pytest_run(["test_trivial.py"], work)
     print(f"warm re-run {warm:.2f} s ({calls} backend calls) · plain pytest {plain:.2f} s · ratio {warm / plain:.2f}×")
 
+
+
+def part_c(opts: argparse.Namespace, work: Path) -> None:
     print("\n(c) -n 2 against -n 0, latency-bound")
     n_cases = 300 if opts.quick else 1500
-    with ScriptedServer(latency=opts.latency) as server:
-        serial, _ = pytest_run(specbench_args(server, n_cases, "vanilla", opts.concurrency, "--specbench-cache=none", "-p", "no:xdist"), work)
-    with ScriptedServer(latency=opts.latency) as server:
-        parallel, _ = pytest_run(specbench_args(server, n_cases, "vanilla", opts.concurrency, "--specbench-cache=none", "-n", "2"), work)
-    print(f"{n_cases} cases: -n 0 {serial:.1f} s · -n 2 {parallel:.1f} s · speed-up {serial / parallel:.2f}×")
+    for _ in range(opts.repeat):
+        with ScriptedServer(latency=opts.latency) as server:
+            serial, _ = pytest_run(specbench_args(server, n_cases, "vanilla", opts.concurrency, "--specbench-cache=none", "-p", "no:xdist"), work)
+        with ScriptedServer(latency=opts.latency) as server:
+            parallel, _ = pytest_run(specbench_args(server, n_cases, "vanilla", opts.concurrency, "--specbench-cache=none", "-n", "2"), work)
+        print(f"{n_cases} cases: -n 0 {serial:.1f} s · -n 2 {parallel:.1f} s · speed-up {serial / parallel:.2f}×")
 
+
+def part_e(work: Path) -> None:
     print("\n(e) peak memory of the controlling process, 1,500 cases")
     with ScriptedServer(latency=0.0) as server:
         _, rss = pytest_run(specbench_args(server, 1500, "vanilla", 32, "--specbench-cache=none", "-p", "no:xdist"), work)
