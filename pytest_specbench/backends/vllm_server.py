@@ -87,31 +87,29 @@ class VLLMServerBackend(OpenAICompatBackend):
             )
 
     def request_body(self, request: GenerationRequest) -> dict[str, Any]:
-        """Chat-completions keyword arguments: the parent's, plus the thinking switch."""
+        """The chat-completions body: the parent's, plus the thinking switch."""
         self._refuse_removed(request)
         body = super().request_body(request)
         kwargs = self._template_kwargs(request)
         if kwargs:
-            body.setdefault("extra_body", {})["chat_template_kwargs"] = kwargs
+            body["chat_template_kwargs"] = kwargs
         return body
 
     def uses_completions_route(self, request: GenerationRequest) -> bool:
         return request.prefill is not None and self._template_source is not None
 
     def completion_body(self, request: GenerationRequest) -> dict[str, Any]:
-        """``/v1/completions`` keyword arguments for a prefilled request rendered on our side."""
+        """The ``/v1/completions`` body for a prefilled request rendered on our side."""
         self._refuse_removed(request)
         assert self._template_source is not None and request.prefill is not None
         prompt = render_prefill_prompt(self._template_source, request.messages, request.prefill, template_kwargs=self._template_kwargs(request))
         # Sampling fields exactly as a chat request would carry them; then swap messages for the prompt.
         chat = super().request_body(replace(request, prefill=None, json_schema=None))
-        body: dict[str, Any] = {k: v for k, v in chat.items() if k not in ("messages", "extra_body")}
+        body: dict[str, Any] = {k: v for k, v in chat.items() if k != "messages" and k not in CHAT_ONLY_FIELDS}
         body["prompt"] = prompt
-        extra = {k: v for k, v in chat.get("extra_body", {}).items() if k not in CHAT_ONLY_FIELDS}
-        extra["add_special_tokens"] = False
+        body["add_special_tokens"] = False
         if request.json_schema is not None:
-            extra["structured_outputs"] = {"json": dict(request.json_schema)}
-        body["extra_body"] = extra
+            body["structured_outputs"] = {"json": dict(request.json_schema)}
         return body
 
     # ---------------------------------------------------------------------------------------- sending
