@@ -44,6 +44,7 @@ OPT_JUDGE_MODE = "--specbench-judge-mode"
 OPT_JUDGE_RETRIES = "--specbench-judge-retries"
 OPT_RETRIES = "--specbench-retries"
 OPT_TIMEOUT = "--specbench-timeout"
+OPT_HTTP_CLIENT = "--specbench-http-client"
 OPT_CONCURRENCY = "--specbench-concurrency"
 OPT_N_CTX = "--specbench-n-ctx"
 OPT_ALPHA = "--specbench-alpha"
@@ -218,6 +219,7 @@ OPTIONS: tuple[OptionDef, ...] = (
     OptionDef(OPT_JUDGE_RETRIES, "Re-asks when the judge's answer cannot be read.", non_negative_int, 2),
     OptionDef(OPT_RETRIES, "Re-sends of a failed request (429, 5xx, timeouts, connection errors).", non_negative_int, 3),
     OptionDef(OPT_TIMEOUT, "Seconds before one HTTP request times out.", non_negative_float, 120.0),
+    OptionDef(OPT_HTTP_CLIENT, "HTTP client of OpenAI-compatible backends: aiohttp (fast) or openai (the official client).", choice("aiohttp", "openai"), "aiohttp"),
     OptionDef(OPT_CONCURRENCY, "Cases in flight per process (default: 8 for servers, 1 in-process).", positive_int),
     OptionDef(OPT_N_CTX, "Context window for in-process llama.cpp models.", positive_int, 4096),
     OptionDef(OPT_ALPHA, "Weight alpha in s = (1-Risk)(alpha + (1-alpha) r).", fraction, 0.3),
@@ -320,6 +322,7 @@ class Settings:
     model_config: Path | None = None
     serve: bool = False
     gpus_per_worker: int = 1
+    http_client: str = "aiohttp"
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -367,6 +370,7 @@ class Settings:
             model_config=Path(v["specbench_model_config"]) if v["specbench_model_config"] else None,
             serve=v["specbench_serve"],
             gpus_per_worker=v["specbench_gpus_per_worker"],
+            http_client=v["specbench_http_client"],
         )
 
     def describe(self) -> dict[str, Any]:

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 PLUGIN_NAME = "specbench-session"
 RECORD_KEY = "specbench"
 OUTCOME_KEY = pytest.StashKey["CaseOutcome"]()
+#: What the controller's session finish imports to aggregate and report (numpy among them).
+REPORTING_MODULES = ("pytest_specbench.reporting.stats", "pytest_specbench.reporting.tables", "pytest_specbench.summary")
 RECORD_STASH = pytest.StashKey[dict]()
 MARK_SUITE = "specbench_suite"
 #: --specbench-data value that means "the copy `specbench download` fetched".
@@ -260,10 +262,10 @@ class SpecbenchSession:
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
         self._start_serving(config)
-        if self.is_worker and not config.option.collectonly:
+        if not config.option.collectonly:
             from .backends import preload
 
-            preload({self.provider_of(ref) for ref in (settings.model, settings.judge)})
+            preload({self.provider_of(ref) for ref in (settings.model, settings.judge)}, settings.http_client)
         if settings.data is not None and not settings.data.is_dir():
             raise pytest.UsageError(
                 f"SpecBench data directory {settings.data} does not exist. Point {opts.OPT_DATA} (or ini specbench_data, "
@@ -463,6 +465,11 @@ class SpecbenchSession:
             if found is not None:
                 self.engine.submit(*found)
         self._freeze_heap()
+        if self.has_cases:
+            from .warmup import import_in_background
+
+            # needed by pytest_sessionfinish; importing numpy there would add ~0.1 s after the last answer
+            import_in_background(REPORTING_MODULES)
 
     def _freeze_heap(self) -> None:
         """Once the backends are built and every case is scheduled, move what exists to gc's permanent generation.

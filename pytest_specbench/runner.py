@@ -130,7 +130,7 @@ class Engine:
     def _backend_spec(self, ref: str, urls: tuple[str, ...]) -> BackendSpec:
         provider, _, name = ref.partition("/")
         s = self.settings
-        return BackendSpec(provider, name, base_urls=urls, timeout=s.timeout, max_retries=s.retries, n_ctx=s.n_ctx)
+        return BackendSpec(provider, name, base_urls=urls, timeout=s.timeout, max_retries=s.retries, n_ctx=s.n_ctx, http_client=s.http_client)
 
     def backend(self, ref: str, urls: tuple[str, ...]) -> Backend:
         spec = self._backend_spec(ref, urls)
@@ -148,7 +148,7 @@ class Engine:
         if "/" in ref:
             return self.backend(ref, urls), Decoding(temperature=temperature, max_tokens=max_tokens or DEFAULT_MAX_TOKENS, seed=s.seed)
         profile = self.profiles.get(ref)
-        spec = profile.backend_spec(base_urls=urls, timeout=s.timeout, max_retries=s.retries, n_ctx=s.n_ctx)
+        spec = profile.backend_spec(base_urls=urls, timeout=s.timeout, max_retries=s.retries, n_ctx=s.n_ctx, http_client=s.http_client)
         if spec not in self._instances:
             self._instances[spec] = profile.create_backend(self.backends, spec)
         return self._instances[spec], profile.decoding(max_tokens=max_tokens, seed=s.seed, temperature=temperature)

@@ -20,36 +20,27 @@ BackendFactory = Callable[["BackendSpec"], "Backend"]
 #: provider -> (module, class, what to install if the import fails)
 BUILTIN_PROVIDERS: dict[str, tuple[str, str, str]] = {
     "llamacpp": ("pytest_specbench.backends.llamacpp", "LlamaCppBackend", 'pip install "pytest-specbench[embedded]"'),
-    "openai": ("pytest_specbench.backends.openai_compat", "OpenAICompatBackend", "pip install openai"),
-    "vllm-server": ("pytest_specbench.backends.vllm_server", "VLLMServerBackend", "pip install openai"),
+    "openai": ("pytest_specbench.backends.openai_compat", "OpenAICompatBackend", "pip install aiohttp"),
+    "vllm-server": ("pytest_specbench.backends.vllm_server", "VLLMServerBackend", "pip install aiohttp"),
     "vllm": ("pytest_specbench.backends.vllm_engine", "VLLMEngineBackend", 'pip install "pytest-specbench[vllm]"'),
 }
 
 
-#: Third-party modules a built-in provider imports when its first backend is created (the slow part of it).
-PROVIDER_IMPORTS: dict[str, tuple[str, ...]] = {"openai": ("openai",), "vllm-server": ("openai",)}
+#: Providers whose backends send over an HTTP transport (pytest_specbench.backends.http).
+HTTP_PROVIDERS = frozenset({"openai", "vllm-server"})
 
 
-def preload(providers: Iterable[str]) -> None:
-    """Import what these providers will need, on a background thread, and return at once.
+def preload(providers: Iterable[str], http_client: str) -> None:
+    """Import the HTTP client these providers will need on a background thread, and return at once.
 
-    An xdist worker sits idle between sending its collection and receiving its first tests; importing the
-    openai client there (0.7 s of CPU on this project's machine) takes it off the path to the first
-    request. A failed import is left for the real one to report, with its install hint.
+    An xdist worker sits idle between sending its collection and receiving its first tests; importing
+    the client there takes it off the path to the first request.
     """
-    import threading
+    from ..warmup import import_in_background
+    from .http import HTTP_CLIENT_IMPORTS
 
-    modules = sorted({m for p in providers for m in PROVIDER_IMPORTS.get(p, ())})
-
-    def run() -> None:
-        for name in modules:
-            try:
-                importlib.import_module(name)
-            except ImportError:
-                pass  # BackendRegistry.create raises BackendUnavailable with the hint when it is really needed
-
-    if modules:
-        threading.Thread(target=run, name="specbench-preload", daemon=True).start()
+    if any(p in HTTP_PROVIDERS for p in providers):
+        import_in_background([HTTP_CLIENT_IMPORTS.get(http_client, http_client)], name="specbench-preload")
 
 
 class BackendRegistry:

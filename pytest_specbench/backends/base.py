@@ -130,6 +130,8 @@ class BackendSpec:
     timeout: float = 120.0
     max_retries: int = DEFAULT_MAX_RETRIES
     n_ctx: int = 4096
+    #: The HTTP transport of OpenAI-compatible backends (see :mod:`pytest_specbench.backends.http`).
+    http_client: str = "aiohttp"
 
     @property
     def label(self) -> str:

@@ -1,0 +1,184 @@
+"""How the OpenAI-compatible backends put a JSON body on the wire and get JSON back.
+
+Two transports, one contract (:class:`Transport`): ``post`` returns the decoded answer or raises one of
+the :class:`TransportError` kinds below, which is all the retry decision needs to know.
+
+- ``aiohttp`` (the default): aiohttp's client session, the transport openai-python itself offers for
+  high concurrency (its ``openai[aiohttp]`` extra), used directly. A worker keeping many requests in
+  flight is limited by the CPU each call costs on its event loop; ``python bench/bench_client.py``
+  measures that side by side, and the import cost a run pays before its first request.
+- ``openai``: the official ``AsyncOpenAI`` client's raw ``post`` (its typed models skipped). Choose it
+  with ``--specbench-http-client=openai`` when a gateway or proxy setup is only known to work with it.
+
+Neither retries on its own: the backend's :class:`~pytest_specbench.backends.base.RetryPolicy` is the
+one place that decides and counts re-sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any, Protocol
+
+from ..errors import BackendError
+
+#: Transports by the name given to ``--specbench-http-client`` (or a profile's ``http_client``).
+HTTP_CLIENTS = ("aiohttp", "openai")
+DEFAULT_HTTP_CLIENT = "aiohttp"
+#: What a transport imports the first time it is used (an xdist worker imports it while idle).
+HTTP_CLIENT_IMPORTS = {"aiohttp": "aiohttp", "openai": "openai"}
+USER_AGENT = "pytest-specbench"
+#: Environment variables that route HTTP through a proxy (any case, as aiohttp and httpx read them).
+PROXY_VARIABLES = tuple(v for name in ("http_proxy", "https_proxy", "all_proxy") for v in (name, name.upper()))
+
+
+class TransportError(BackendError):
+    """One HTTP exchange that did not produce a JSON answer; the retry policy reads its kind."""
+
+
+class RequestTimeout(TransportError):
+    """No complete answer within the timeout."""
+
+
+class ConnectionFailed(TransportError):
+    """The connection could not be made, or broke before the answer was complete."""
+
+
+class StatusError(TransportError):
+    """The server answered with an HTTP error status."""
+
+    def __init__(self, status: int, message: str, retry_after: float | None = None):
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
+
+
+class Transport(Protocol):
+    async def post(self, url: str, body: dict[str, Any]) -> Any:
+        """POST ``body`` as JSON to the absolute ``url``; the decoded JSON answer.
+
+        Raises :class:`TransportError` for timeouts, connection failures and error statuses, and
+        ``ValueError`` when a 2xx answer is not JSON.
+        """
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def make_transport(name: str, *, api_key: str, timeout: float, base_urls: tuple[str, ...]) -> Transport:
+    if name == "aiohttp":
+        return AiohttpTransport(api_key=api_key, timeout=timeout)
+    if name == "openai":
+        return OpenAIClientTransport(api_key=api_key, timeout=timeout, base_urls=base_urls)
+    raise ValueError(f"unknown HTTP client {name!r}; valid: {', '.join(HTTP_CLIENTS)}")
+
+
+class AiohttpTransport:
+    """One aiohttp session for every base URL, made on first use inside the running loop."""
+
+    def __init__(self, *, api_key: str, timeout: float):
+        import aiohttp
+
+        self._aiohttp = aiohttp
+        self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json", "User-Agent": USER_AGENT}
+        # Per phase, as the openai client's httpx timeout is: a long generation that answers in one piece
+        # is bounded by sock_read, not by a total that would also count time queued for a connection.
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_connect=timeout, sock_read=timeout)
+        self._seconds = timeout
+        self._session: Any = None
+
+    def _open(self) -> Any:
+        aiohttp = self._aiohttp
+        # limit=0: the engine's concurrency limit already bounds what is in flight; a second, smaller cap
+        # here would queue requests out of sight of that limit.
+        connector = aiohttp.TCPConnector(limit=0)
+        # trust_env makes aiohttp re-read the proxy variables and ~/.netrc on every request (1.5 ms of CPU
+        # and about 3 ms of latency per call here), so it is on only when a proxy is configured.
+        proxied = any(os.environ.get(name) for name in PROXY_VARIABLES)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, headers=self._headers, trust_env=proxied)
+        return self._session
+
+    async def post(self, url: str, body: dict[str, Any]) -> Any:
+        aiohttp = self._aiohttp
+        session = self._session or self._open()
+        try:
+            async with session.post(url, data=json.dumps(body, ensure_ascii=False).encode()) as response:
+                raw = await response.read()
+                status, retry_after = response.status, response.headers.get("retry-after")
+        # asyncio.TimeoutError, not the builtin: they differ on Python 3.10. aiohttp's ServerTimeoutError is
+        # also a connection error, so this is tested first.
+        except asyncio.TimeoutError as exc:  # noqa: UP041
+            raise RequestTimeout(f"request timed out after {self._seconds:g} s") from exc
+        except aiohttp.ClientPayloadError as exc:
+            raise ConnectionFailed(f"the answer was cut off: {exc}") from exc
+        except (aiohttp.ClientConnectionError, OSError) as exc:
+            raise ConnectionFailed(f"cannot connect to the server: {type(exc).__name__}: {exc}") from exc
+        if status >= 400:
+            raise StatusError(status, _error_message(raw), _retry_after(retry_after))
+        return json.loads(raw)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class OpenAIClientTransport:
+    """The official client, one per base URL, with its own retries off."""
+
+    def __init__(self, *, api_key: str, timeout: float, base_urls: tuple[str, ...]):
+        import openai
+
+        self._openai = openai
+        # the HTTP library this openai release sends with: httpx2 from 3.0, httpx before
+        self._httpx = getattr(openai._base_client, "httpx2", None) or openai._base_client.httpx
+        self._clients = {url: openai.AsyncOpenAI(base_url=url, api_key=api_key, max_retries=0, timeout=timeout) for url in base_urls}
+        self._seconds = timeout
+
+    async def post(self, url: str, body: dict[str, Any]) -> Any:
+        openai = self._openai
+        base = next(b for b in self._clients if url.startswith(b.rstrip("/") + "/"))
+        try:
+            response = await self._clients[base].post(url[len(base.rstrip("/")) :], body=body, cast_to=self._httpx.Response)
+        except openai.APITimeoutError as exc:  # subclass of APIConnectionError: test it first
+            raise RequestTimeout(f"request timed out after {self._seconds:g} s") from exc
+        except openai.APIConnectionError as exc:
+            cause = exc.__cause__ or exc
+            raise ConnectionFailed(f"cannot connect to the server: {type(cause).__name__}: {cause}") from exc
+        except openai.APIStatusError as exc:
+            # the body's own message, as the aiohttp transport reports it, not the client's "Error code: …" wrapping
+            raise StatusError(exc.status_code, _error_message(exc.response.content), _retry_after(exc.response.headers.get("retry-after"))) from exc
+        return response.json()
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+
+
+def _error_message(raw: bytes) -> str:
+    """The ``error.message`` of an OpenAI-style error body, else the body's start."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        error = data.get("error")
+        message = error.get("message") if isinstance(error, dict) else error if isinstance(error, str) else data.get("message")
+        if isinstance(message, str) and message:
+            return _short(message)
+    return _short(raw.decode("utf-8", "replace").strip() or "(empty body)")
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
