@@ -58,7 +58,7 @@ async def cpu_per_call(kind: str, url: str, calls: int, concurrency: int) -> flo
         transport = make_transport(kind.split()[0], api_key="bench", timeout=30, base_urls=(url,))
 
         async def send() -> str:
-            return (await transport.post(url + "/chat/completions", BODY))["choices"][0]["message"]["content"]
+            return (await transport.post(url, "/chat/completions", BODY))["choices"][0]["message"]["content"]
 
         close = transport.aclose
 

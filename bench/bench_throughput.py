@@ -1,6 +1,7 @@
 """Throughput benchmarks for issue 4, measured side by side in one run on this machine.
 
     python bench/bench_throughput.py [--latency 0.2] [--concurrency 8] [--quick] [--parts abce] [--repeat 1]
+                                     [--python PATH]
 
 (a) wall time of a SpecBench run against the ideal, requests × latency ÷ concurrency, on a local
     OpenAI-compatible server with a fixed latency (tests/scripted_server.py), judge included;
@@ -9,6 +10,9 @@
 (e) peak memory (max RSS) of the controlling pytest process for 1,500 cases.
 
 Every figure is one pytest subprocess timed from start to exit, so start-up and collection are counted.
+That includes every pytest plugin installed beside the project (their import is part of any run):
+``--python`` runs pytest with another interpreter, e.g. a virtual environment holding only what
+``pip install -e .[test]`` installs, and the script prints which plugins that interpreter loads.
 (d), the embedded model's tokens per second, is bench/bench_embedded.py.
 """
 
@@ -33,13 +37,16 @@ DATA = Path(os.environ.get("SPECBENCH_DATA") or REPO.parent / "shared" / "specbe
 _CHILD = "import resource, sys, pytest; rc = pytest.main(sys.argv[1:]); print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)"
 
 
+PYTHON = sys.executable
+
+
 def pytest_run(args: list[str], cwd: Path) -> tuple[float, int]:
     """(wall seconds, peak RSS in MiB) of one pytest subprocess."""
     cwd.mkdir(exist_ok=True)
     start = time.perf_counter()
     # Hypothesis's pytest plugin imports all of Hypothesis in its terminal summary (1.5-3 s here) whether or
     # not a test used it; it is not ours, so it is off on both sides of every comparison.
-    proc = subprocess.run([sys.executable, "-c", _CHILD, "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-q", *args], cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run([PYTHON, "-c", _CHILD, "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-q", *args], cwd=cwd, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if proc.returncode not in (0, 1):
         raise SystemExit(f"pytest failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -67,8 +74,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="300 cases only, vanilla only")
     parser.add_argument("--methods", default="vanilla,align3")
     parser.add_argument("--parts", default="abce", help="which measurements to run, e.g. c for the xdist one only")
-    parser.add_argument("--repeat", type=int, default=1, help="repeat (c), alternating sides, to show its spread")
+    parser.add_argument("--repeat", type=int, default=1, help="repeat (a) and (c), alternating sides, to show their spread")
+    parser.add_argument("--python", default=sys.executable, help="interpreter that runs pytest (default: this one)")
     opts = parser.parse_args()
+    global PYTHON
+    PYTHON = opts.python
+    plugins = subprocess.run(
+        [PYTHON, "-c", "import importlib.metadata as m; print(' '.join(sorted(e.name for e in m.entry_points(group='pytest11'))))"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    print(f"pytest runs under {PYTHON}; pytest plugins installed there: {plugins}")
     sizes = [300] if opts.quick else [300, 1500]
     methods = ["vanilla"] if opts.quick else opts.methods.split(",")
     work = Path(tempfile.mkdtemp(prefix="specbench-bench-"))
@@ -87,14 +101,13 @@ def main() -> None:
 def part_a(opts: argparse.Namespace, sizes: list[int], methods: list[str], work: Path) -> None:
     print("\n(a) wall time against ideal = requests × latency ÷ concurrency")
     print(f"{'cases':>6} {'method':<9} {'requests':>9} {'ideal s':>8} {'wall s':>8} {'ratio':>6}")
-    for method in methods:
-        for n in sizes:
-            with ScriptedServer(latency=opts.latency) as server:
-                wall, _ = pytest_run(specbench_args(server, n, method, opts.concurrency, "--specbench-cache=none"), work)
-                requests = len(server.requests)
-            ideal = requests * opts.latency / opts.concurrency
-            print(f"{n:>6} {method:<9} {requests:>9} {ideal:>8.1f} {wall:>8.1f} {wall / ideal:>6.2f}")
-
+    runs = [(method, n) for method in methods for n in sizes for _ in range(opts.repeat if n <= 300 else 1)]
+    for method, n in runs:
+        with ScriptedServer(latency=opts.latency) as server:
+            wall, _ = pytest_run(specbench_args(server, n, method, opts.concurrency, "--specbench-cache=none"), work)
+            requests = len(server.requests)
+        ideal = requests * opts.latency / opts.concurrency
+        print(f"{n:>6} {method:<9} {requests:>9} {ideal:>8.1f} {wall:>8.1f} {wall / ideal:>6.2f}")
 
 
 def part_b(opts: argparse.Namespace, work: Path) -> None:

@@ -56,8 +56,8 @@ class StatusError(TransportError):
 
 
 class Transport(Protocol):
-    async def post(self, url: str, body: dict[str, Any]) -> Any:
-        """POST ``body`` as JSON to the absolute ``url``; the decoded JSON answer.
+    async def post(self, base_url: str, path: str, body: dict[str, Any]) -> Any:
+        """POST ``body`` as JSON to ``path`` under ``base_url`` (one of those the transport was made for); the decoded JSON answer.
 
         Raises :class:`TransportError` for timeouts, connection failures and error statuses, and
         ``ValueError`` when a 2xx answer is not JSON.
@@ -100,11 +100,11 @@ class AiohttpTransport:
         self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, headers=self._headers, trust_env=proxied)
         return self._session
 
-    async def post(self, url: str, body: dict[str, Any]) -> Any:
+    async def post(self, base_url: str, path: str, body: dict[str, Any]) -> Any:
         aiohttp = self._aiohttp
         session = self._session or self._open()
         try:
-            async with session.post(url, data=json.dumps(body, ensure_ascii=False).encode()) as response:
+            async with session.post(base_url.rstrip("/") + path, data=json.dumps(body, ensure_ascii=False).encode()) as response:
                 raw = await response.read()
                 status, retry_after = response.status, response.headers.get("retry-after")
         # asyncio.TimeoutError, not the builtin: they differ on Python 3.10. aiohttp's ServerTimeoutError is
@@ -137,11 +137,10 @@ class OpenAIClientTransport:
         self._clients = {url: openai.AsyncOpenAI(base_url=url, api_key=api_key, max_retries=0, timeout=timeout) for url in base_urls}
         self._seconds = timeout
 
-    async def post(self, url: str, body: dict[str, Any]) -> Any:
+    async def post(self, base_url: str, path: str, body: dict[str, Any]) -> Any:
         openai = self._openai
-        base = next(b for b in self._clients if url.startswith(b.rstrip("/") + "/"))
         try:
-            response = await self._clients[base].post(url[len(base.rstrip("/")) :], body=body, cast_to=self._httpx.Response)
+            response = await self._clients[base_url].post(path, body=body, cast_to=self._httpx.Response)
         except openai.APITimeoutError as exc:  # subclass of APIConnectionError: test it first
             raise RequestTimeout(f"request timed out after {self._seconds:g} s") from exc
         except openai.APIConnectionError as exc:

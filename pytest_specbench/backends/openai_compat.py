@@ -36,7 +36,7 @@ class OpenAICompatBackend(Backend):
             raise BackendUnavailable(f"the {spec.http_client} HTTP client is not installed ({exc}): pip install {module}") from exc
         self.base_urls = spec.base_urls or (os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",)
         self._transport: Transport | None = None
-        self._next = itertools.cycle([url.rstrip("/") for url in self.base_urls])
+        self._next = itertools.cycle(self.base_urls)
 
     def _send(self) -> tuple[Transport, str]:
         """The transport and the next base URL, round-robin. The transport is made on first use: a run served from the cache opens none."""
@@ -78,7 +78,7 @@ class OpenAICompatBackend(Backend):
         """POST a JSON body to ``path`` under the next base URL and return the decoded answer (it must carry choices)."""
         transport, base = self._send()
         try:
-            data = await transport.post(base + path, body)
+            data = await transport.post(base, path, body)
         except ValueError as exc:
             raise ValueError(f"the server's answer is not valid JSON ({exc})") from exc
         choices = data.get("choices") if isinstance(data, dict) else None
