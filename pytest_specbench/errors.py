@@ -8,7 +8,9 @@ One root, so callers can catch the whole family and nothing else::
     ├── BackendError           a model call that did not produce a usable completion
     │   ├── BackendUnavailable     an optional dependency or model file is missing
     │   ├── CapabilityError        the backend cannot serve what a method needs (e.g. prefill)
-    │   └── RequestFailed          the server kept failing after the bounded retries
+    │   ├── RequestFailed          the server kept failing after the bounded retries
+    │   └── TransportError         one HTTP exchange failed (backends.http: timeout, connection, status);
+    │                              the retry policy reads its kind and wraps the last one in RequestFailed
     └── JudgeError             the judge's answer could not be read after its retries
 
 Errors raised by third-party clients are chained with ``raise ... from exc`` and their text passes

@@ -23,9 +23,8 @@ from typing import Any, Protocol
 
 from ..errors import BackendError
 
-#: Transports by the name given to ``--specbench-http-client`` (or a profile's ``http_client``).
+#: Transports by the name given to ``--specbench-http-client``; the first is the default.
 HTTP_CLIENTS = ("aiohttp", "openai")
-DEFAULT_HTTP_CLIENT = "aiohttp"
 #: What a transport imports the first time it is used (an xdist worker imports it while idle).
 HTTP_CLIENT_IMPORTS = {"aiohttp": "aiohttp", "openai": "openai"}
 USER_AGENT = "pytest-specbench"
