@@ -26,6 +26,8 @@ import pytest
 from . import options as opts
 
 if TYPE_CHECKING:
+    import threading
+
     from .runner import CaseOutcome, Engine
     from .suite import Case
 
@@ -224,6 +226,7 @@ class SpecbenchSession:
         #: Under xdist the controller's case total counts every test id, not only SpecBench cases.
         self.under_xdist = False
         self._frozen = False
+        self._warmup: threading.Thread | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> SpecbenchSession:
@@ -262,7 +265,7 @@ class SpecbenchSession:
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
         self._start_serving(config)
-        if not config.option.collectonly:
+        if self.is_worker and not config.option.collectonly:
             from .backends import preload
 
             preload({self.provider_of(ref) for ref in (settings.model, settings.judge)}, settings.http_client)
@@ -488,7 +491,7 @@ class SpecbenchSession:
             from .warmup import import_in_background
 
             # needed by pytest_sessionfinish; importing numpy there would add ~0.1 s after the last answer
-            import_in_background(REPORTING_MODULES)
+            self._warmup = import_in_background(REPORTING_MODULES)
 
     def _freeze_heap(self) -> None:
         """Once the backends are built and every case is scheduled, move what exists to gc's permanent generation.
@@ -590,6 +593,10 @@ class SpecbenchSession:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self._engine is not None:
             self._engine.close()
+        if self._warmup is not None:
+            # no import may still be running once the session ends (pytester restores sys.modules then)
+            self._warmup.join()
+            self._warmup = None
         if self.is_worker:
             return
         if not self.records:
