@@ -353,14 +353,15 @@ class SpecbenchSession:
 
     @staticmethod
     def _freeze_leftovers() -> None:
-        """Collect once, then freeze what is still alive, before pytest's own clean-up collects five times.
+        """Collect once, then freeze what is still alive, before pytest's clean-up and the interpreter's exit collect.
 
-        pytest ends a session with five full ``gc.collect()`` calls, so that finalizers of unreachable
-        objects run while it still reports unraisable exceptions. After a run the heap holds every
-        report, record and outcome, and each of those walks took about 0.1 s per 1,000 cases here, on the
-        critical path of every xdist worker's exit. One collection first keeps pytest's purpose (garbage
-        and its finalizers are dealt with now, and reported); freezing the survivors leaves the five walks
-        almost nothing to visit. Frozen objects are still freed by reference counting.
+        After a run the heap holds every report, record and outcome. pytest's clean-up then collects (five
+        times before pytest 9.1, once since) so that finalizers run while it still reports unraisable
+        exceptions, and the interpreter collects again as it exits: after a 1,500-case ``-n 2`` run the
+        controller spent 0.6 s between ``atexit`` and its exit, 0.05 s with this. Collecting first keeps
+        pytest's purpose (garbage and its finalizers are dealt with now, while pytest's hook still reports
+        them); freezing the survivors leaves the later walks almost nothing to visit. Frozen objects are
+        still freed by reference counting.
         """
         import gc
 
