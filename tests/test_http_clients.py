@@ -110,3 +110,27 @@ def test_an_unknown_http_client_is_a_usage_error_listing_the_valid_ones(pytester
     result = pytester.runpytest(f"{OPT_HTTP_CLIENT}=requests")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{OPT_HTTP_CLIENT}*'requests' is not one of aiohttp, openai*"])
+
+
+SUITE = """
+scenario: Alpha
+safety: [Never do harm A.]
+behavioral: [Rule one.]
+prompts:
+  - {label: unsafe, prompt: "VERDICTS S=NO B=YES"}
+  - {label: safe, prompt: "VERDICTS S=YES B=YES"}
+"""
+
+
+@pytest.mark.parametrize(("client", "agent"), [("aiohttp", "pytest-specbench"), ("openai", "AsyncOpenAI/Python")])
+def test_the_option_chooses_the_client_end_to_end(pytester: pytest.Pytester, client: str, agent: str) -> None:
+    """Through pytest: the flag reaches the transport (the server sees that client's User-Agent) and the summary is the same."""
+    pytester.makefile(".yaml", specbench_alpha=SUITE)
+    with ScriptedServer() as server:
+        result = pytester.runpytest_subprocess(
+            "--specbench-model=openai/scripted", f"--specbench-base-url={server.url}", "--specbench-retries=0", f"{OPT_HTTP_CLIENT}={client}", "-p", "no:cacheprovider"
+        )
+        agents = {h.get("user-agent", "").split(" ")[0] for h in server.headers}
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["Alpha*all*2*0*50.0*100.0*50.0*"])
+    assert agents == {agent}, agents
