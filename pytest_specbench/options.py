@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from .backends.http import HTTP_CLIENTS
+
 T = TypeVar("T")
 
 GROUP = "specbench"
@@ -219,7 +221,7 @@ OPTIONS: tuple[OptionDef, ...] = (
     OptionDef(OPT_JUDGE_RETRIES, "Re-asks when the judge's answer cannot be read.", non_negative_int, 2),
     OptionDef(OPT_RETRIES, "Re-sends of a failed request (429, 5xx, timeouts, connection errors).", non_negative_int, 3),
     OptionDef(OPT_TIMEOUT, "Seconds before one HTTP request times out.", non_negative_float, 120.0),
-    OptionDef(OPT_HTTP_CLIENT, "HTTP client of OpenAI-compatible backends: aiohttp (fast) or openai (the official client).", choice("aiohttp", "openai"), "aiohttp"),
+    OptionDef(OPT_HTTP_CLIENT, "HTTP client of OpenAI-compatible backends: aiohttp (fast) or openai (the official client).", choice(*HTTP_CLIENTS), HTTP_CLIENTS[0]),
     OptionDef(OPT_CONCURRENCY, "Cases in flight per process (default: 8 for servers, 1 in-process).", positive_int),
     OptionDef(OPT_N_CTX, "Context window for in-process llama.cpp models.", positive_int, 4096),
     OptionDef(OPT_ALPHA, "Weight alpha in s = (1-Risk)(alpha + (1-alpha) r).", fraction, 0.3),
@@ -322,7 +324,7 @@ class Settings:
     model_config: Path | None = None
     serve: bool = False
     gpus_per_worker: int = 1
-    http_client: str = "aiohttp"
+    http_client: str = HTTP_CLIENTS[0]
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:

@@ -37,10 +37,9 @@ def preload(providers: Iterable[str], http_client: str) -> None:
     the client there takes it off the path to the first request.
     """
     from ..warmup import import_in_background
-    from .http import HTTP_CLIENT_IMPORTS
 
     if any(p in HTTP_PROVIDERS for p in providers):
-        import_in_background([HTTP_CLIENT_IMPORTS.get(http_client, http_client)], name="specbench-preload")
+        import_in_background([http_client], name="specbench-preload")
 
 
 class BackendRegistry:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from ..errors import RequestFailed
+from .http import HTTP_CLIENTS
 
 T = TypeVar("T")
 
@@ -131,7 +132,7 @@ class BackendSpec:
     max_retries: int = DEFAULT_MAX_RETRIES
     n_ctx: int = 4096
     #: The HTTP transport of OpenAI-compatible backends (see :mod:`pytest_specbench.backends.http`).
-    http_client: str = "aiohttp"
+    http_client: str = HTTP_CLIENTS[0]
 
     @property
     def label(self) -> str:

@@ -16,17 +16,14 @@ one place that decides and counts re-sends.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from typing import Any, Protocol
 
 from ..errors import BackendError
 
-#: Transports by the name given to ``--specbench-http-client``; the first is the default.
+#: Transports by the name given to ``--specbench-http-client``, each also the module it imports; the first is the default.
 HTTP_CLIENTS = ("aiohttp", "openai")
-#: What a transport imports the first time it is used (an xdist worker imports it while idle).
-HTTP_CLIENT_IMPORTS = {"aiohttp": "aiohttp", "openai": "openai"}
 USER_AGENT = "pytest-specbench"
 #: Environment variables that route HTTP through a proxy (any case, as aiohttp and httpx read them).
 PROXY_VARIABLES = tuple(v for name in ("http_proxy", "https_proxy", "all_proxy") for v in (name, name.upper()))
@@ -78,9 +75,13 @@ class AiohttpTransport:
     """One aiohttp session for every base URL, made on first use inside the running loop."""
 
     def __init__(self, *, api_key: str, timeout: float):
+        import asyncio
+
         import aiohttp
 
         self._aiohttp = aiohttp
+        # asyncio.TimeoutError, not the builtin: they differ on Python 3.10
+        self._timeout_error = asyncio.TimeoutError
         self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json", "User-Agent": USER_AGENT}
         # Per phase, as the openai client's httpx timeout is: a long generation that answers in one piece
         # is bounded by sock_read, not by a total that would also count time queued for a connection.
@@ -106,9 +107,7 @@ class AiohttpTransport:
             async with session.post(base_url.rstrip("/") + path, data=json.dumps(body, ensure_ascii=False).encode()) as response:
                 raw = await response.read()
                 status, retry_after = response.status, response.headers.get("retry-after")
-        # asyncio.TimeoutError, not the builtin: they differ on Python 3.10. aiohttp's ServerTimeoutError is
-        # also a connection error, so this is tested first.
-        except asyncio.TimeoutError as exc:  # noqa: UP041
+        except self._timeout_error as exc:  # aiohttp's ServerTimeoutError is also a connection error: test it first
             raise RequestTimeout(f"request timed out after {self._seconds:g} s") from exc
         except aiohttp.ClientPayloadError as exc:
             raise ConnectionFailed(f"the answer was cut off: {exc}") from exc

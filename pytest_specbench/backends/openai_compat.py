@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import BackendUnavailable
 from .base import RETRYABLE_STATUS, Backend, BackendSpec, Completion, GenerationRequest, RetryDecision
-from .http import HTTP_CLIENT_IMPORTS, ConnectionFailed, RequestTimeout, StatusError, Transport, make_transport
+from .http import ConnectionFailed, RequestTimeout, StatusError, Transport, make_transport
 
 #: Placeholder sent to local servers that accept any key; a real key always comes from the environment.
 NO_KEY = "no-key"
@@ -29,11 +29,10 @@ class OpenAICompatBackend(Backend):
 
     def __init__(self, spec: BackendSpec):
         super().__init__(spec)
-        module = HTTP_CLIENT_IMPORTS.get(spec.http_client, spec.http_client)
         try:
-            __import__(module)
+            __import__(spec.http_client)
         except ImportError as exc:
-            raise BackendUnavailable(f"the {spec.http_client} HTTP client is not installed ({exc}): pip install {module}") from exc
+            raise BackendUnavailable(f"the {spec.http_client} HTTP client is not installed ({exc}): pip install {spec.http_client}") from exc
         self.base_urls = spec.base_urls or (os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",)
         self._transport: Transport | None = None
         self._next = itertools.cycle(self.base_urls)
