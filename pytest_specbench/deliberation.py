@@ -56,8 +56,6 @@ from .methods import (
 )
 from .suite import Case, Scenario
 
-#: Providers whose backends can continue a partial assistant turn; named in capability errors.
-PREFILL_PROVIDERS = ("llamacpp", "vllm", "vllm-server")
 #: Sampling methods need different draws; a greedy run would give ``n`` copies of one answer.
 DEFAULT_SAMPLING_TEMPERATURE = 0.7
 
@@ -198,9 +196,11 @@ def _options(ctx: MethodContext, name: str) -> dict[str, Any]:
 def require_prefill(method: str, backend: Backend) -> None:
     """Refuse early, with the way out, when the backend cannot continue a partial assistant turn."""
     if not backend.supports_prefill:
+        from .backends import builtin_providers_with
+
         raise CapabilityError(
             f"{method} continues a partial assistant turn (prefill), which the {backend.label} backend cannot do; "
-            f"use a backend that can: {', '.join(PREFILL_PROVIDERS)} (e.g. vllm-server/MODEL or llamacpp/smollm2)"
+            f"use a backend that can: {', '.join(builtin_providers_with('supports_prefill'))} (e.g. vllm-server/MODEL or llamacpp/smollm2)"
         )
 
 
@@ -682,7 +682,6 @@ def register_builtin_methods(registry: MethodRegistry) -> None:
 __all__ = [
     "METHODS",
     "METHOD_OPTIONS",
-    "PREFILL_PROVIDERS",
     "Candidate",
     "OptionSpec",
     "RewardModelScorer",
