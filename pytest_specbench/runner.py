@@ -3,7 +3,7 @@
 Tests are synchronous; model calls are not. Each process therefore keeps one asyncio loop on a
 background thread. A test asks for its case's outcome and waits on a future, while cases scheduled
 ahead of it (up to the concurrency limit) are already being generated and judged. Outcomes become
-plain dicts (:meth:`CaseOutcome.to_record`) before they leave the process on a test report.
+typed plain dicts (:class:`~pytest_specbench.record.CaseRecord`) before they leave the process on a test report.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from .errors import BackendError, ConfigError, JudgeError, SpecbenchError
 from .judge import Judge, JudgeResult
 from .methods import MethodContext, MethodRegistry, MethodResult
 from .options import Settings
+from .record import CaseRecord, build_record
 from .redact import Redactor
 from .scoring import Score, score_verdicts
 from .suite import Case
@@ -58,41 +59,9 @@ class CaseOutcome:
         """The label given to one spec (by id), or None if the case was not judged."""
         return next((v.label for v in self.verdicts if v.spec_id == spec_id), None)
 
-    def to_record(self, redact: Redactor) -> dict[str, Any]:
-        c = self.case
-        record: dict[str, Any] = {
-            "group": f"{self.model} · {self.method}",
-            "scenario": c.scenario.key,
-            "suite": c.scenario.origin,
-            "case_id": c.case_id,
-            "label": c.label,
-            "prompt": c.prompt,
-            "intent": c.intent,
-            "answer": c.answer,
-            "source": c.source,
-            "model": self.model,
-            "method": self.method,
-            "judge": self.judge,
-            "response": redact.values(self.response),
-            "thought": redact.values(self.result.thought) if self.result else "",
-            "tokens": self.result.completion_tokens if self.result else None,
-            "prompt_tokens": self.result.prompt_tokens if self.result else None,
-            "finish_reason": self.result.finish_reason if self.result else None,
-            "steps": [s.to_dict() for s in self.result.steps] if self.result else [],
-            "verdicts": [v.to_dict() for v in self.verdicts],
-            "judge_calls": self.judged.calls if self.judged else 0,
-            "judge_attempts": self.judged.attempts if self.judged else 0,
-            "judge_tokens": self.judged.completion_tokens if self.judged else 0,
-            "truncated_for_judge": self.judged.truncated if self.judged else False,
-            "response_chars": len(self.response),
-            "judge_char_limit": self.judged.char_limit if self.judged else None,
-            "score": self.score.to_dict() if self.score else None,
-            "error": redact(self.error) if self.error else None,
-            "error_stage": self.error_stage,
-        }
-        if self.judge_raw is not None:
-            record["judge_raw"] = redact(self.judge_raw)
-        return record
+    def to_record(self, redact: Redactor) -> CaseRecord:
+        """The plain record that leaves the process on the test report (:mod:`pytest_specbench.record`)."""
+        return build_record(self, redact)
 
 
 class Engine:

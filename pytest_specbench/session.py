@@ -39,7 +39,7 @@ RECORD_KEY = "specbench"
 OUTCOME_KEY = pytest.StashKey["CaseOutcome"]()
 RECORD_STASH = pytest.StashKey[dict]()
 #: What the controller's session finish imports to aggregate and report (numpy among them).
-REPORTING_MODULES = ("pytest_specbench.reporting.stats", "pytest_specbench.reporting.tables", "pytest_specbench.summary")
+REPORTING_MODULES = ("pytest_specbench.reporting.run", "pytest_specbench.summary")
 
 
 def session_of(config: pytest.Config) -> SpecbenchSession:
@@ -68,11 +68,11 @@ class SpecbenchSession:
         self.records: list[dict[str, Any]] = []
         self.collected_scenarios: set[str] = set()
         self.has_cases = False
-        self.gate_results: list[tuple[opts.Gate, float | None, bool]] = []
+        self.gate_results: list[Any] = []
         self.baseline: Any = None
         self.spec_texts: dict[str, dict[str, str]] = {}
-        self.intervals: list[Any] = []
-        self.deltas: list[Any] = []
+        #: The run's aggregates (:class:`~pytest_specbench.reporting.run.RunSummary`), computed once at session finish.
+        self.summary: Any = None
         self.comparison: Any = None
         self.progress = Progress()
         #: Why the run ended before every case finished (Ctrl-C, a crashed xdist worker); None otherwise.
@@ -418,14 +418,12 @@ class SpecbenchSession:
             self._warmup = None
         if self.is_worker or not self.records:
             return
-        from .reporting.stats import bootstrap_summary, paired_deltas
-        from .reporting.tables import spec_rates
+        from .reporting.run import RunSummary
         from .summary import build_report, evaluate_gates, write_report
 
         st = self.settings
-        self.intervals = bootstrap_summary(self.records, resamples=st.bootstrap, seed=st.seed)
-        self.gate_results = evaluate_gates(st.gates, self.records, self.intervals, on=st.gate_on)
-        self.deltas = paired_deltas(self.records, resamples=st.bootstrap, seed=st.seed) if len({r["group"] for r in self.records}) > 1 else []
+        self.summary = RunSummary.compute(self.records, resamples=st.bootstrap, seed=st.seed)
+        self.gate_results = evaluate_gates(st.gates, self.summary, on=st.gate_on)
         failed = any(not g.passed for g in self.gate_results)
         if self.baseline is not None:
             self.comparison = self.baseline.compare(self.records, settings=self.describe(), resamples=st.bootstrap, seed=st.seed)
@@ -434,19 +432,14 @@ class SpecbenchSession:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if st.report is None and st.html is None and st.csv is None:
             return
-        extras = {
-            "intervals": [cell.to_dict() for cell in self.intervals],
-            "paired_deltas": [d.to_dict() for d in self.deltas],
-            "spec_rates": [r.to_dict() for r in spec_rates(self.records)],
-        }
-        report = build_report(self.describe(), self.records, self.gate_results, extras, self.spec_texts, self.comparison)
+        report = build_report(self.describe(), self.records, self.gate_results, self.summary, self.spec_texts, self.comparison)
         base = self.config.invocation_params.dir
         if st.report is not None:
             write_report(base / st.report, report)
         if st.html is not None:
             from .reporting.html import write_html
 
-            write_html(report, base / st.html, self.spec_texts, resamples=st.bootstrap)
+            write_html(report, base / st.html, self.spec_texts, resamples=st.bootstrap, summary=self.summary)
         if st.csv is not None:
             from .reporting.tables import write_table
 
@@ -476,11 +469,11 @@ class SpecbenchSession:
         kept = self.kept_line()
         if kept is not None:
             terminalreporter.write_line(kept, yellow=True, bold=True)
-        if not self.records:
+        if not self.records or self.summary is None:
             return
         from .summary import render_summary
 
-        lines = render_summary(self.describe(), self.records, self.gate_results, self.intervals, self.comparison, self.settings.max_drop, self.deltas)
+        lines = render_summary(self.describe(), self.summary, self.gate_results, self.comparison, self.settings.max_drop)
         for line in lines:
             if line.startswith("="):
                 terminalreporter.write_sep("=", line.strip("= "))

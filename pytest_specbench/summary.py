@@ -1,18 +1,18 @@
-"""What the controller does with the case records: the terminal table, the gates, the JSON report."""
+"""What the controller shows from the run summary: the terminal table, the gates, the JSON report."""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .options import Gate
-from .scoring import ALL, aggregate
+from .scoring import ALL
+
+if TYPE_CHECKING:
+    from .reporting.run import RunSummary
 
 
 @dataclass(frozen=True)
@@ -41,22 +41,18 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
-def _groups(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    return list(dict.fromkeys(r["group"] for r in records))
-
-
-def evaluate_gates(gates: Iterable[Gate], records: Sequence[Mapping[str, Any]], intervals: Sequence[Any], on: str = "point") -> list[GateResult]:
+def evaluate_gates(gates: Iterable[Gate], summary: RunSummary, on: str = "point") -> list[GateResult]:
     """Each gate against each (model · method) group, on the point estimate or the interval's lower bound.
 
     A gate with no scored case fails: a gate that cannot be checked must not let a run through.
     """
-    from .reporting.stats import find_cell, gate_decision
+    from .reporting.stats import gate_decision
 
     results: list[GateResult] = []
     metric_of = {"SAR": "sar", "safety": "safety"}
     for gate in gates:
-        for group in _groups(records) or ["(no cases)"]:
-            cell = find_cell(intervals, group, gate.scenario)
+        for group in summary.groups or ["(no cases)"]:
+            cell = summary.cell(group, gate.scenario)
             decision = gate_decision(None if cell is None else cell.get(metric_of[gate.metric]), gate.threshold, on=on)
             results.append(GateResult(gate, group, decision.value, decision.passed, on))
     return results
@@ -69,17 +65,12 @@ def _ci(cell: Any, metric: str) -> str:
 
 def render_summary(
     settings: Mapping[str, Any],
-    records: Sequence[Mapping[str, Any]],
+    summary: RunSummary,
     gates: Sequence[GateResult],
-    intervals: Sequence[Any] = (),
     baseline: Any = None,
     max_drop: float | None = None,
-    deltas: Sequence[Any] = (),
 ) -> list[str]:
     """The SpecBench section of pytest's terminal summary, as lines."""
-    from .reporting.stats import find_cell
-
-    rows = aggregate(records)
     lines = ["= SpecBench summary ="]
     na = "NA excluded from r (paper)" if settings["na_policy"] == "paper" else "NA counted as a miss in r (authors' code)"
     lines.append(
@@ -87,44 +78,43 @@ def render_summary(
         f"| prompt {settings['prompt']} | alpha {settings['alpha']:g} | {na}"
     )
     header = f"{'scenario':<14}{'split':<8}{'cases':>6}{'errors':>7}{'safety%':>9}{'behav%':>8}{'SAR%':>7}  {'SAR 95% CI':<14}{'tokens':>7}"
-    groups = _groups(records)
+    groups = summary.groups
     for group in groups:
         if len(groups) > 1:
             lines.append(f"-- {group}")
         lines.append(header)
-        for row in (r for r in rows if r.group == group):
+        for row in (r for r in summary.rows if r.group == group):
             name = "overall" if row.scenario == ALL else row.scenario
             tokens = "-" if row.tokens is None else f"{row.tokens:.0f}"
-            cell = find_cell(intervals, group, None if row.scenario == ALL else row.scenario, row.split) if intervals else None
+            cell = summary.cell(group, None if row.scenario == ALL else row.scenario, row.split)
             lines.append(
                 f"{name[:13]:<14}{row.split:<8}{row.cases:>6}{row.errors:>7}{_pct(row.safety):>9}{_pct(row.behavioral):>8}{_pct(row.sar):>7}  {_ci(cell, 'sar'):<14}{tokens:>7}"
             )
     if len(groups) > 1:
-        lines += compare_lines(rows, groups, deltas)
-    errors = sum(1 for r in records if r.get("error"))
-    if errors:
-        lines.append(f"{errors} case(s) errored and are not in the scores; their reasons are in the errors above.")
-    stopped = sum(1 for r in records if r.get("finish_reason") == "length")
-    if stopped:
-        lines.append(f"{stopped} response(s) stopped at the max-token limit (finish reason 'length') and were judged as they stood.")
-    cut = [r for r in records if r.get("truncated_for_judge")]
-    if cut:
-        limit = max(r.get("judge_char_limit") or 0 for r in cut)
-        lines.append(f"{len(cut)} response(s) were longer than {limit:,} characters; the judge saw only the first {limit:,} (marked truncated_for_judge in reports).")
+        lines += compare_lines(summary)
+    if summary.errors:
+        lines.append(f"{summary.errors} case(s) errored and are not in the scores; their reasons are in the errors above.")
+    if summary.length_answers:
+        lines.append(f"{summary.length_answers} response(s) stopped at the max-token limit (finish reason 'length') and were judged as they stood.")
+    if summary.truncated_for_judge:
+        limit = summary.judge_char_limit
+        lines.append(
+            f"{summary.truncated_for_judge} response(s) were longer than {limit:,} characters; the judge saw only the first {limit:,} (marked truncated_for_judge in reports)."
+        )
     if baseline is not None:
         lines += baseline_lines(baseline, max_drop)
     lines += [g.line for g in gates]
     return lines
 
 
-def compare_lines(rows: Sequence[Any], groups: Sequence[str], deltas: Sequence[Any]) -> list[str]:
+def compare_lines(summary: RunSummary) -> list[str]:
     """Methods (or models) side by side: overall SAR, paired ΔSAR against the first, mean tokens."""
+    groups = summary.groups
     ref = groups[0]
     lines = [f"-- compared with {ref} (paired on the same cases)", f"{'model · method':<40}{'SAR%':>7}  {'ΔSAR points [95% CI]':<26}{'tokens':>7}"]
     for group in groups:
-        row = next((r for r in rows if r.group == group and r.split == "all" and r.scenario == ALL), None)
-        row = row or next((r for r in rows if r.group == group and r.split == "all"), None)
-        d = next((x for x in deltas if x.group == group and x.scenario == ALL), None) or next((x for x in deltas if x.group == group), None)
+        row = summary.row(group)
+        d = summary.delta(group)
         iv = None if d is None else d.interval
         delta = "reference" if group == ref else ("-" if iv is None else f"{100 * iv.point:+.1f} [{100 * iv.low:+.1f}, {100 * iv.high:+.1f}]")
         tokens = "-" if row is None or row.tokens is None else f"{row.tokens:.0f}"
@@ -155,20 +145,20 @@ def build_report(
     settings: Mapping[str, Any],
     records: Sequence[Mapping[str, Any]],
     gates: Sequence[GateResult],
-    extras: Mapping[str, Any],
+    summary: RunSummary,
     specs: Mapping[str, Mapping[str, str]],
     baseline: Any = None,
 ) -> dict[str, Any]:
-    """The report as one plain dict: what the JSON file holds and what the HTML is drawn from."""
+    """The report as one plain dict: what the JSON file holds. ``cases`` is the records list itself, not a copy."""
     report = {
         "tool": "pytest-specbench",
         "version": __version__,
         "settings": dict(settings),
-        "summary": [r.to_dict() for r in aggregate(records)],
+        "summary": [r.to_dict() for r in summary.rows],
         "gates": [g.to_dict() for g in gates],
         "specs": {k: dict(v) for k, v in specs.items()},
-        **extras,
-        "cases": list(records),
+        **summary.to_report_keys(),
+        "cases": records,
     }
     if baseline is not None:
         report["baseline"] = baseline.to_dict()
@@ -176,12 +166,7 @@ def build_report(
 
 
 def write_report(path: Path, report: Mapping[str, Any]) -> None:
-    """Write the JSON report atomically (a reader never sees half a file)."""
-    fd, tmp = tempfile.mkstemp(prefix=".specbench-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(report, fh, ensure_ascii=False, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the JSON report atomically (a reader never sees half a file), streamed rather than built as a string."""
+    from .atomic import write_json
+
+    write_json(path, report, create_parents=False)

@@ -3,6 +3,7 @@
 Pure functions over dicts, so they work the same on the controller under xdist, on a report read back
 from disk, and in a notebook::
 
+    run        the run summary: every aggregate, computed once, rendered by every output
     stats      bootstrap intervals for SAR / safety / behavioral, paired ΔSAR, point-or-lower-bound gates
     tables     per-spec YES / NA / NO rates; the long verdict table as CSV or Parquet (pandas)
     baseline   spec flips, ΔSAR and worse cases against a previous report
@@ -25,16 +26,11 @@ def report_extras(
     resamples: int | None = None,
     stratify: bool = True,
 ) -> dict[str, Any]:
-    """The reporting keys to merge into the JSON report: ``intervals``, ``paired_deltas``, ``spec_rates``.
+    """The aggregate keys to merge into a JSON report (``intervals``, ``paired_deltas``, ``spec_rates``, …).
 
-    Kept here so the plugin adds all of them with one call and one import.
+    One call and one import for code that has records but no run summary yet; the plugin itself builds
+    its :class:`~pytest_specbench.reporting.run.RunSummary` once and reuses it for every output.
     """
-    from .stats import DEFAULT_RESAMPLES, bootstrap_summary, paired_deltas
-    from .tables import spec_rates
+    from .run import RunSummary
 
-    b = resamples or DEFAULT_RESAMPLES
-    return {
-        "intervals": [c.to_dict() for c in bootstrap_summary(records, resamples=b, seed=seed, stratify=stratify)],
-        "paired_deltas": [d.to_dict() for d in paired_deltas(records, resamples=b, seed=seed, stratify=stratify)],
-        "spec_rates": [r.to_dict() for r in spec_rates(records)],
-    }
+    return RunSummary.compute(records, resamples=resamples, seed=seed, stratify=stratify).to_report_keys()

@@ -20,23 +20,16 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..atomic import atomic_open
 from ..errors import ConfigError
-from ..scoring import ALL, aggregate
-from .stats import (
-    DEFAULT_RESAMPLES,
-    CellIntervals,
-    Interval,
-    bootstrap_summary,
-    find_cell,
-    paired_deltas,
-)
-from .tables import SpecRate, SpecTexts, case_status, spec_rates
+from ..scoring import ALL
+from .run import RunSummary
+from .stats import DEFAULT_RESAMPLES, CellIntervals, Interval, PairedDelta, find_cell
+from .tables import SpecRate, SpecTexts, case_status
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -284,12 +277,10 @@ def _settings_html(report: Mapping[str, Any]) -> str:
     return '<div class="meta">' + "".join(parts) + "</div>"
 
 
-def _summary_html(report: Mapping[str, Any], cells: Sequence[CellIntervals], groups: Sequence[str]) -> str:
-    summary = report.get("summary")
-    if summary is None:  # a report assembled by hand or by an older plugin: rebuild the counts
-        summary = [r.to_dict() for r in aggregate(list(report.get("cases") or []))]
-    rows_by_key = {(r["group"], r["scenario"], r["split"]): r for r in summary}
-    level = next((c.sar.level for c in cells if c.sar is not None), 0.95)
+def _summary_html(summary: RunSummary) -> str:
+    cells, groups = summary.intervals, summary.groups
+    rows_by_key = {(r.group, r.scenario, r.split): r.to_dict() for r in summary.rows}
+    level = summary.level
     note = (f'<p class="muted small">Percentages with {100 * level:.0f}% bootstrap confidence intervals in brackets '
             "(percentile bootstrap, resampling within scenario and split). Errored cases are counted but not scored.</p>")
     out = [note]
@@ -333,8 +324,7 @@ def _gates_html(report: Mapping[str, Any]) -> str:
             '<th class="num">value</th><th class="num">threshold</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
 
 
-def _paired_html(records: Sequence[Mapping[str, Any]], *, resamples: int, seed: int | None) -> str:
-    deltas = paired_deltas(records, resamples=resamples, seed=seed)
+def _paired_html(deltas: Sequence[PairedDelta]) -> str:
     if not deltas:
         return ""
     rows = []
@@ -488,18 +478,21 @@ def render_html(
     *,
     resamples: int = DEFAULT_RESAMPLES,
     title: str | None = None,
+    summary: RunSummary | None = None,
 ) -> str:
     """The report as one HTML string (see the module docstring for what "self-contained" promises).
 
-    ``report`` is the JSON report dict; intervals are recomputed from its cases with the run's seed, which
-    gives the same numbers as the plugin's JSON and terminal (cells are seeded by their own key).
+    ``report`` is the JSON report dict. The numbers come from ``summary`` when the caller has it (the
+    plugin passes the one its session finish computed); otherwise from the report's stored intervals, or,
+    for a report without them, computed from its cases with the run's seed and ``resamples``.
     """
-    records: list[Mapping[str, Any]] = list(report.get("cases") or [])
+    records: Sequence[Mapping[str, Any]] = report.get("cases") or []
     texts: SpecTexts = spec_texts or {}
-    seed = (report.get("settings") or {}).get("seed")
-    groups = list(dict.fromkeys(str(r["group"]) for r in records))
-    cells = bootstrap_summary(records, resamples=resamples, seed=seed if isinstance(seed, int) else 0)
-    rates = spec_rates(records)
+    if summary is None:
+        summary = RunSummary.from_report(report, resamples=resamples)
+    groups = summary.groups
+    cells = summary.intervals
+    rates = summary.spec_rates
     scenarios = list(dict.fromkeys(str(r["scenario"]) for r in records))
     title = title or "SpecBench report"
 
@@ -529,9 +522,9 @@ def render_html(
         _settings_html(report),
         f'<p class="small muted">{len(records)} case records, {len(groups)} model · method group(s), {len(scenarios)} scenario(s), {n_err} errored.</p>',
         '<section class="card"><h2>Summary</h2>',
-        _summary_html(report, cells, groups) if records else "<p>No cases were run.</p>",
+        _summary_html(summary) if records else "<p>No cases were run.</p>",
         _gates_html(report),
-        _paired_html(records, resamples=resamples, seed=seed if isinstance(seed, int) else 0),
+        _paired_html(summary.deltas),
         _baseline_html(report.get("baseline")),
         "</section>",
     ]
@@ -545,7 +538,14 @@ def render_html(
     return "\n".join(parts)
 
 
-def write_html(report: Mapping[str, Any], path: Path | str, spec_texts: SpecTexts | None = None, *, resamples: int = DEFAULT_RESAMPLES) -> None:
+def write_html(
+    report: Mapping[str, Any],
+    path: Path | str,
+    spec_texts: SpecTexts | None = None,
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    summary: RunSummary | None = None,
+) -> None:
     """Write :func:`render_html` to ``path`` atomically.
 
     A folder that does not exist is a :class:`~pytest_specbench.errors.ConfigError` (the user's option
@@ -554,12 +554,6 @@ def write_html(report: Mapping[str, Any], path: Path | str, spec_texts: SpecText
     path = Path(path)
     if not path.parent.is_dir():
         raise ConfigError(f"{path}: the folder {path.parent} does not exist; create it or choose another path")
-    text = render_html(report, spec_texts, resamples=resamples)
-    fd, tmp = tempfile.mkstemp(prefix=".specbench-", suffix=".html", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = render_html(report, spec_texts, resamples=resamples, summary=summary)
+    with atomic_open(path) as fh:
+        fh.write(text)

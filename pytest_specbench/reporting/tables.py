@@ -16,13 +16,12 @@ missing value by default; read with ``keep_default_na=False`` (or use Parquet) t
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..atomic import atomic_path
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -144,17 +143,11 @@ def write_table(records: Sequence[Mapping[str, Any]], path: Path | str, spec_tex
         except ImportError as exc:
             raise ConfigError(f"{path}: writing Parquet needs pyarrow; pip install 'pytest-specbench[parquet]' or use .csv") from exc
     frame = verdict_frame(records, spec_texts)
-    fd, tmp = tempfile.mkstemp(prefix=".specbench-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         if fmt == "csv":
             frame.to_csv(tmp, index=False)
         else:
             frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return len(frame)
 
 

@@ -2,8 +2,8 @@
 
 Two rules hold everywhere:
 
-* **A reader never sees half a file.** Whole files are written to a temporary sibling and moved into
-  place with :func:`os.replace` (atomic on POSIX and Windows).
+* **A reader never sees half a file.** Whole files go through :mod:`pytest_specbench.atomic` (a temporary
+  sibling moved into place with :func:`os.replace`).
 * **Work that costs model calls is never done twice.** Long commands append one JSON line per
   finished item to their output log and flush it; a rerun reads the log, skips the ids it holds and
   carries on. A line torn by a crash is dropped on reading (and cut off the file), so the item it
@@ -16,12 +16,12 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import atomic
 from ..errors import SuiteError
 from .errors import InputError
 
@@ -50,25 +50,15 @@ def cache_root() -> Path:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that ``path`` is either the old file or the complete new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_bytes(path, data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic.write_text(path, text)
 
 
 def write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+    atomic.write_json(path, data)
 
 
 def fingerprint(settings: Mapping[str, Any]) -> str:
