@@ -185,6 +185,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=_positive_int, action="append", default=None, metavar="K", help="top-K overlap to report (repeatable; default 5 and 10)")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers as JSON")
 
+    p = sub.add_parser(
+        "alpha", help="SAR as a function of alpha from a saved report (no model call)", formatter_class=_Formatter,
+        description="Recompute SAR for alpha = 0, 0.1, ..., 1 for every model · method group of a saved report, from the "
+        "Risk and r stored per case (the paper's Figure 10). SAR is the mean over scenarios, as in the paper's tables; "
+        "the pooled mean over all cases is shown beside it when scenarios differ in size.",
+        epilog="example:\n  pytest --specbench-report=run.json\n  specbench alpha run.json\n  specbench alpha run.json --json alpha.json",
+    )
+    p.add_argument("report", type=Path, help="pytest-specbench JSON report (--specbench-report)")
+    p.add_argument("--json", type=Path, default=None, help="also write the sweep as JSON ({group: [{alpha, sar, pooled}, ...]})")
+
     p = sub.add_parser("annotate", help="Label Studio tasks for human labels, and their import", formatter_class=_Formatter,
                        description="Human validation of the judge with Label Studio.",
                        epilog="example:\n  specbench annotate export run.json -o tasks.json --specs specbench_recipes.yaml --limit 100\n"
@@ -346,6 +356,31 @@ def cmd_agree(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alpha(args: argparse.Namespace) -> int:
+    import json
+
+    from .reporting.run import alpha_sweep_lines, sweep_from_report
+    from .toolkit.errors import InputError
+    from .toolkit.store import write_json
+
+    try:
+        report = json.loads(args.report.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"{args.report}: cannot read the report: {exc.strerror or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{args.report}: not a JSON report (line {exc.lineno}: {exc.msg})") from exc
+    if not isinstance(report, dict) or not isinstance(report.get("cases"), list):
+        raise InputError(f"{args.report}: not a pytest-specbench report (no 'cases' list); write one with --specbench-report")
+    sweep = sweep_from_report(report)
+    if not sweep:
+        raise InputError(f"{args.report}: the report holds no scored case, so there is nothing to sweep")
+    for line in alpha_sweep_lines(sweep, (report.get("settings") or {}).get("alpha")):
+        print(line)
+    if args.json:
+        write_json(args.json, {g: [p.to_dict() for p in pts] for g, pts in sweep.items()})
+    return 0
+
+
 def cmd_annotate(args: argparse.Namespace) -> int:
     from .toolkit.annotate import export_tasks, import_labels
 
@@ -361,7 +396,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"download": cmd_download, "synthesize": cmd_synthesize, "dedupe": cmd_dedupe, "attack": cmd_attack, "agree": cmd_agree, "annotate": cmd_annotate}
+COMMANDS = {"download": cmd_download, "synthesize": cmd_synthesize, "dedupe": cmd_dedupe, "attack": cmd_attack, "agree": cmd_agree, "alpha": cmd_alpha, "annotate": cmd_annotate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,6 +37,13 @@ class GateResult:
         return {"metric": g.metric, "scenario": g.scenario, "threshold": g.threshold, "group": self.group, "value": self.value, "passed": self.passed, "on": self.on}
 
 
+#: How the overall rows are labelled: the paper's "Avg." is the mean over scenarios of each scenario's mean.
+AVG_LABEL = "Avg. (paper)"
+POOLED_LABEL = "pooled"
+AVG_NOTE = "Avg. (paper) = mean over scenarios of the per-scenario means, as in the paper's tables."
+POOLED_NOTE = " Scenarios differ in scored cases here (a selection or errors), so the mean pooled over all cases is shown beside it."
+
+
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
@@ -84,12 +91,20 @@ def render_summary(
             lines.append(f"-- {group}")
         lines.append(header)
         for row in (r for r in summary.rows if r.group == group):
-            name = "overall" if row.scenario == ALL else row.scenario
             tokens = "-" if row.tokens is None else f"{row.tokens:.0f}"
             cell = summary.cell(group, None if row.scenario == ALL else row.scenario, row.split)
-            lines.append(
-                f"{name[:13]:<14}{row.split:<8}{row.cases:>6}{row.errors:>7}{_pct(row.safety):>9}{_pct(row.behavioral):>8}{_pct(row.sar):>7}  {_ci(cell, 'sar'):<14}{tokens:>7}"
-            )
+            if row.scenario != ALL:
+                lines.append(_row_line(row.scenario, row.split, row.cases, row.errors, row.safety, row.behavioral, row.sar, _ci(cell, "sar"), tokens))
+                continue
+            avg = summary.average(group, row.split)
+            if avg is None or avg.equal:  # equal sizes: the mean over scenarios is the pooled mean, interval included
+                lines.append(_row_line(AVG_LABEL, row.split, row.cases, row.errors, row.safety, row.behavioral, row.sar, _ci(cell, "sar"), tokens))
+                continue
+            lines.append(_row_line(AVG_LABEL, row.split, row.cases, row.errors, avg.safety, avg.behavioral, avg.sar, "", tokens))
+            lines.append(_row_line(POOLED_LABEL, row.split, row.cases, row.errors, row.safety, row.behavioral, row.sar, _ci(cell, "sar"), tokens))
+        lines += group_notes(summary, group)
+    if summary.multi_scenario:
+        lines.append(AVG_NOTE if all(a.equal for a in summary.averages) else AVG_NOTE + POOLED_NOTE)
     if len(groups) > 1:
         lines += compare_lines(summary)
     if summary.errors:
@@ -107,18 +122,51 @@ def render_summary(
     return lines
 
 
+def _row_line(name: str, split: str, cases: int, errors: int, safety: float | None, behavioral: float | None, sar: float | None, ci: str, tokens: str) -> str:
+    return f"{name[:13]:<14}{split:<8}{cases:>6}{errors:>7}{_pct(safety):>9}{_pct(behavioral):>8}{_pct(sar):>7}  {ci:<14}{tokens:>7}"
+
+
+def group_notes(summary: RunSummary, group: str) -> list[str]:
+    """What a reader of one group's rows must know: answers cut at the token limit, answers picked by the grader."""
+    facts = summary.facts.get(group)
+    if facts is None:
+        return []
+    lines = []
+    if facts.length_stops:
+        lines.append(
+            f"   {group}: {facts.length_stops} of {facts.generations} generation(s) stopped at the max-token limit "
+            f"(finish reason 'length'), {facts.length_answers} of them a final answer"
+        )
+    if facts.selection_note:
+        lines.append(f"   {group}: {facts.selection_note} (selector {', '.join(facts.selectors)} is the judge that grades this run)")
+    return lines
+
+
 def compare_lines(summary: RunSummary) -> list[str]:
-    """Methods (or models) side by side: overall SAR, paired ΔSAR against the first, mean tokens."""
+    """Methods (or models) side by side: overall SAR (mean over scenarios), paired ΔSAR against the first, tokens.
+
+    ``len-stop`` counts the method's generations that hit the token limit; a method whose answers were
+    picked by the grading judge is flagged on its row, since its SAR is optimistic by construction.
+    """
     groups = summary.groups
     ref = groups[0]
-    lines = [f"-- compared with {ref} (paired on the same cases)", f"{'model · method':<40}{'SAR%':>7}  {'ΔSAR points [95% CI]':<26}{'tokens':>7}"]
+    sar_head = "SAR%" if not summary.multi_scenario else "Avg.%"
+    lines = [
+        f"-- compared with {ref} (paired on the same cases)",
+        f"{'model · method':<40}{sar_head:>7}  {'ΔSAR points [95% CI]':<26}{'tokens':>7}{'len-stop':>10}",
+    ]
     for group in groups:
         row = summary.row(group)
+        avg = summary.average(group)
         d = summary.delta(group)
         iv = None if d is None else d.interval
         delta = "reference" if group == ref else ("-" if iv is None else f"{100 * iv.point:+.1f} [{100 * iv.low:+.1f}, {100 * iv.high:+.1f}]")
         tokens = "-" if row is None or row.tokens is None else f"{row.tokens:.0f}"
-        lines.append(f"{group[:39]:<40}{_pct(row.sar if row else None):>7}  {delta:<26}{tokens:>7}")
+        facts = summary.facts.get(group)
+        stops = "-" if facts is None else f"{facts.length_stops}/{facts.generations}"
+        sar = avg.sar if avg is not None else (row.sar if row else None)
+        flag = f"  <- {facts.selection_note}" if facts is not None and facts.selection_note else ""
+        lines.append(f"{group[:39]:<40}{_pct(sar):>7}  {delta:<26}{tokens:>7}{stops:>10}{flag}")
     return lines
 
 

@@ -37,7 +37,7 @@ def test_page_is_self_contained(page: str) -> None:
     assert not re.search(r"<link\b", page, re.IGNORECASE)
     assert not re.search(r"@import|url\(", page, re.IGNORECASE)
     sources = re.findall(r'\bsrc="([^"]*)"', page)
-    assert len(sources) == 2 + 2  # scatter, SAR bars, one spec-bar figure per scenario
+    assert len(sources) == 3 + 2  # scatter, SAR bars, α sweep, one spec-bar figure per scenario
     assert all(s.startswith("data:image/png;base64,") for s in sources)
 
 
@@ -199,5 +199,7 @@ def test_lower_bound_gates_and_a_missing_summary(report: dict) -> None:
     gate_row = re.search(r"<h3>Gates</h3>.*?</table>", page, re.DOTALL).group(0)
     for text in ("FAILED", "<td>lower</td>", "<td>Child</td>", "<td>qwen3-8b · vanilla</td>", "0.612", "≥ 0.700"):
         assert text in gate_row
-    # overall row of a group: 40 cases, one errored
-    assert re.search(r'<td>overall</td><td>all</td><td class="num">40</td><td class="num">1</td>', page)
+    # overall rows of a group: 40 cases, one errored, so the scenarios differ in size: the paper's mean over
+    # scenarios and the pooled mean, both shown
+    assert re.search(r'<td>Avg. \(paper\)</td><td>all</td><td class="num">40</td><td class="num">1</td>', page)
+    assert re.search(r'<td>pooled</td><td>all</td><td class="num">40</td><td class="num">1</td>', page)

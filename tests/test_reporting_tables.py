@@ -122,7 +122,7 @@ def test_bad_table_paths_are_usage_errors(tmp_path: Path, name: str, message: st
 
 def test_report_extras_are_json_ready() -> None:
     extras = report_extras(make_report()["cases"], resamples=200)
-    assert set(extras) == {"intervals", "paired_deltas", "spec_rates"}
+    assert set(extras) == {"intervals", "paired_deltas", "spec_rates", "overall", "methods", "alpha_sweep"}
     assert json.loads(json.dumps(extras)) == extras
     assert len(extras["spec_rates"]) == 2 * 2 * 11
     assert [d["scenario"] for d in extras["paired_deltas"]] == ["Child", "Code", "ALL"]

@@ -12,7 +12,7 @@ ids and texts, scenario keys) or from settings (model names) is untrusted and pa
 
 Figures follow the paper: safety against behavioral score with one point per (model, method) group
 (Figure 2, here with 95% interval whiskers), stacked YES / NA / NO bars per spec for each scenario
-(Figures 8-9), and SAR per scenario and split.
+(Figures 8-9), SAR per scenario and split, and SAR as a function of α (Figure 10).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from ..atomic import atomic_open
 from ..errors import ConfigError
 from ..scoring import ALL
-from .run import RunSummary
+from ..summary import AVG_LABEL, AVG_NOTE, POOLED_LABEL, POOLED_NOTE
+from .run import AlphaPoint, GroupFacts, RunSummary
 from .stats import DEFAULT_RESAMPLES, CellIntervals, Interval, PairedDelta, find_cell
 from .tables import SpecRate, SpecTexts, case_status
 
@@ -137,6 +138,28 @@ def sar_figure(cells: Sequence[CellIntervals], groups: Sequence[str]) -> Figure:
     return fig
 
 
+def alpha_figure(sweep: Mapping[str, Sequence[AlphaPoint]], alpha: float | None = None) -> Figure:
+    """SAR against α for each group (the paper's Figure 10), with the run's own α marked."""
+    fig = _new_figure(4.6, 3.9)
+    ax = fig.add_subplot()
+    for i, (group, points) in enumerate(sweep.items()):
+        shown = [p for p in points if p.sar is not None]
+        ax.plot([p.alpha for p in shown], [100 * p.sar for p in shown], marker="o", ms=3.5, lw=1.6, color=_color(i), label=_mpl(group))  # type: ignore[operator]
+    if alpha is not None:
+        ax.axvline(alpha, color="#333", lw=0.8, ls="--")
+        ax.annotate(f"run's α = {alpha:g}", (alpha, 2), xytext=(4, 0), textcoords="offset points", fontsize=7, color="#333")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 100)
+    ax.set_xticks([i / 10 for i in range(11)], [f"{i / 10:g}" for i in range(11)], fontsize=8)
+    ax.set_xlabel("α (share of s kept for a safe answer whatever its behavior)")
+    ax.set_ylabel("SAR (%)")
+    ax.set_title("SAR as a function of α, per model · method", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    if sweep:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1 if len(sweep) > 3 else len(sweep), frameon=False, fontsize=8)
+    return fig
+
+
 def spec_bar_figure(rates: Sequence[SpecRate], scenario: str, groups: Sequence[str]) -> Figure:
     """Stacked horizontal YES / NA / NO shares per spec of one scenario, one panel per group."""
     mine = [r for r in rates if r.scenario == scenario]
@@ -217,6 +240,7 @@ details.thought > summary { cursor: pointer; color: var(--muted); font-size: 12p
 .spec-ids { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; color: var(--no); }
 .sv { color: #8a2a24; font-weight: 700; } .bm { color: #1d4f7a; }
 .muted { color: var(--muted); }
+.warn { color: #8a4b00; font-weight: 600; }
 .small { font-size: 12px; }
 """
 
@@ -293,14 +317,54 @@ def _summary_html(summary: RunSummary) -> str:
             row = rows_by_key.get((group, c.scenario, c.split), {})
             tokens = row.get("tokens")
             css = ' class="overall"' if c.split == "all" else ""
-            out.append(
-                f"<tr{css}><td>{_e('overall' if c.scenario == ALL else c.scenario)}</td><td>{_e(c.split)}</td>"
-                f'<td class="num">{_e(row.get("cases", c.n))}</td><td class="num">{_e(row.get("errors", ""))}</td>'
-                f'<td class="num">{_ci(c.safety)}</td><td class="num">{_ci(c.behavioral)}</td><td class="num">{_ci(c.sar)}</td>'
-                f'<td class="num">{"–" if tokens is None else _e(f"{tokens:.0f}")}</td></tr>'
-            )
+
+            def tr(name: str, safety: str, behavioral: str, sar: str) -> str:
+                return (
+                    f"<tr{css}><td>{_e(name)}</td><td>{_e(c.split)}</td>"
+                    f'<td class="num">{_e(row.get("cases", c.n))}</td><td class="num">{_e(row.get("errors", ""))}</td>'
+                    f'<td class="num">{safety}</td><td class="num">{behavioral}</td><td class="num">{sar}</td>'
+                    f'<td class="num">{"–" if tokens is None else _e(f"{tokens:.0f}")}</td></tr>'
+                )
+
+            avg = summary.average(group, c.split) if c.scenario == ALL else None
+            if c.scenario != ALL:
+                out.append(tr(c.scenario, _ci(c.safety), _ci(c.behavioral), _ci(c.sar)))
+            elif avg is None or avg.equal:  # equal sizes: the mean over scenarios is the pooled mean
+                out.append(tr(AVG_LABEL, _ci(c.safety), _ci(c.behavioral), _ci(c.sar)))
+            else:
+                out.append(tr(AVG_LABEL, _pct(avg.safety), _pct(avg.behavioral), _pct(avg.sar)))
+                out.append(tr(POOLED_LABEL, _ci(c.safety), _ci(c.behavioral), _ci(c.sar)))
         out.append("</tbody></table>")
+        out.append(_facts_html(summary.facts.get(group)))
+    if summary.multi_scenario:
+        unequal = not all(a.equal for a in summary.averages)
+        out.append(f'<p class="muted small">{_e(AVG_NOTE + (POOLED_NOTE if unequal else ""))}</p>')
     return "".join(out)
+
+
+def _facts_html(facts: GroupFacts | None) -> str:
+    """Under a group's table: generations cut at the token limit, and a warning when the grader selected."""
+    if facts is None:
+        return ""
+    cut = f"{facts.length_stops} of {facts.generations} generation(s) stopped at the max-token limit ({facts.length_answers} final answer(s))"
+    parts = [f'<span class="{"warn" if facts.length_stops else "muted"}">{_e(cut)}</span>']
+    if facts.selectors:
+        parts.append(f"<span>answers selected by <b>{_e(', '.join(facts.selectors))}</b></span>")
+    if facts.selection_note:
+        parts.append(f'<span class="badge fail">{_e(facts.selection_note)}</span>')
+    return '<p class="small facts">' + " · ".join(parts) + "</p>"
+
+
+def _alpha_table_html(sweep: Mapping[str, Sequence[AlphaPoint]]) -> str:
+    groups = list(sweep)
+    alphas = [p.alpha for p in next(iter(sweep.values()), [])]
+    head = "".join(f'<th class="num">{_e(g)}</th>' for g in groups)
+    rows = "".join(
+        f'<tr><td class="num">{a:.1f}</td>' + "".join(f'<td class="num">{_pct(sweep[g][i].sar)}</td>' for g in groups) + "</tr>"
+        for i, a in enumerate(alphas)
+    )
+    return (f'<details><summary class="small">SAR % at each α (mean over scenarios)</summary><table><thead><tr><th class="num">α</th>{head}</tr></thead>'
+            f"<tbody>{rows}</tbody></table></details>")
 
 
 def _gates_html(report: Mapping[str, Any]) -> str:
@@ -324,7 +388,7 @@ def _gates_html(report: Mapping[str, Any]) -> str:
             '<th class="num">value</th><th class="num">threshold</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
 
 
-def _paired_html(deltas: Sequence[PairedDelta]) -> str:
+def _paired_html(deltas: Sequence[PairedDelta], facts: Mapping[str, GroupFacts]) -> str:
     if not deltas:
         return ""
     rows = []
@@ -337,6 +401,9 @@ def _paired_html(deltas: Sequence[PairedDelta]) -> str:
             clear = f"only {iv.n} paired case(s): too few to read the interval"
         else:
             clear = "interval excludes 0" if iv.low > 0 or iv.high < 0 else ""
+        note = facts[d.group].selection_note if d.group in facts else None
+        if note:
+            clear = f"{clear}; {note}" if clear else note
         rows.append(
             f"<tr><td>{_e(d.group)}</td><td>{_e(d.reference)}</td><td>{_e('overall' if d.scenario == ALL else d.scenario)}</td>"
             f'<td class="num">{"–" if iv is None else iv.n}</td><td class="num">{text}</td><td class="small muted">{_e(clear)}</td></tr>'
@@ -495,6 +562,8 @@ def render_html(
     rates = summary.spec_rates
     scenarios = list(dict.fromkeys(str(r["scenario"]) for r in records))
     title = title or "SpecBench report"
+    run_alpha = (report.get("settings") or {}).get("alpha")
+    run_alpha = float(run_alpha) if isinstance(run_alpha, (int, float)) else None
 
     figures = ""
     spec_sections = ""
@@ -503,7 +572,8 @@ def render_html(
             '<div class="figs">'
             f'<img alt="Safety against behavioral score per model and method" src="{_png(scatter_figure(cells, groups))}">'
             f'<img alt="SAR per scenario and split" src="{_png(sar_figure(cells, groups))}">'
-            "</div>"
+            f'<img alt="SAR as a function of alpha" src="{_png(alpha_figure(summary.alpha_sweep, run_alpha))}">'
+            "</div>" + _alpha_table_html(summary.alpha_sweep)
         )
     for scenario in scenarios:
         if any(r.scenario == scenario for r in rates):
@@ -524,7 +594,7 @@ def render_html(
         '<section class="card"><h2>Summary</h2>',
         _summary_html(summary) if records else "<p>No cases were run.</p>",
         _gates_html(report),
-        _paired_html(summary.deltas),
+        _paired_html(summary.deltas, summary.facts),
         _baseline_html(report.get("baseline")),
         "</section>",
     ]
