@@ -12,6 +12,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from scripted_server import FAULTS, ScriptedServer
 
 PROMPTS = "\n".join(
@@ -73,6 +75,13 @@ def test_length_stops_and_megabyte_responses_are_recorded(pytester):
             "1 response(s) were longer than 8,000 characters; the judge saw only the first 8,000 (marked truncated_for_judge in reports).",
         ]
     )
+    # counted per method, beside the method's rows, and in the JSON report
+    result.stdout.fnmatch_lines(["   openai/scripted · vanilla: 2 of 2 generation(s) stopped at the max-token limit (finish reason 'length'), 2 of them a final answer"])
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert [(m["group"], m["length_stops"], m["generations"], m["selector_is_grader"]) for m in report["methods"]] == [("openai/scripted · vanilla", 2, 2, False)]
+    sweep = report["alpha_sweep"]["openai/scripted · vanilla"]
+    assert sweep[0] == {"alpha": 0.0, "sar": 0.5, "pooled": 0.5} and sweep[-1]["sar"] == 1.0  # r = 0 and 1; both safe
+    assert sweep[3]["sar"] == pytest.approx(report["overall"][-1]["sar"]) == pytest.approx(report["summary"][-1]["sar"])  # α = 0.3, the run's
 
 
 def _children(pid: int) -> list[int]:

@@ -128,7 +128,7 @@ def sar_figure(cells: Sequence[CellIntervals], groups: Sequence[str]) -> Figure:
                 lo.append(100 * (cell.sar.point - cell.sar.low))
                 hi.append(100 * (cell.sar.high - cell.sar.point))
             ax.bar(xs, hs, width=width * 0.92, color=_color(gi), yerr=[lo, hi], capsize=2, error_kw={"elinewidth": 0.9}, label=_mpl(group))
-        ax.set_xticks(range(len(scenarios)), [_mpl("overall" if s == ALL else s) for s in scenarios], rotation=30 if len(scenarios) > 4 else 0, fontsize=8)
+        ax.set_xticks(range(len(scenarios)), [_mpl("pooled" if s == ALL else s) for s in scenarios], rotation=30 if len(scenarios) > 4 else 0, fontsize=8)
         ax.set_title(f"{split} prompts" if split != "all" else "all prompts", fontsize=9)
         ax.set_ylim(0, 100)
         ax.grid(True, axis="y", alpha=0.3)
