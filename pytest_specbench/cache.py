@@ -148,6 +148,7 @@ class CachedBackend(Backend):
         self.refresh = refresh
         self.supports_prefill = inner.supports_prefill  # type: ignore[misc]
         self.supports_json_schema = inner.supports_json_schema  # type: ignore[misc]
+        self.schema_dialect = inner.schema_dialect  # type: ignore[misc]
         self.default_concurrency = inner.default_concurrency  # type: ignore[misc]
 
     @property

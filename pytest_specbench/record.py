@@ -20,7 +20,7 @@ Field groups:
   (best-of-N, TPO), ``selector`` and ``selector_is_grader``;
 * the generation — ``response``, ``thought``, ``tokens``, ``prompt_tokens``, ``finish_reason`` (of the
   last call), ``steps`` (every call, each with its own finish reason);
-* the judging — ``verdicts``, ``judge_calls``, ``judge_attempts``, ``judge_tokens``,
+* the judging — ``verdicts``, ``judge_calls``, ``judge_attempts``, ``judge_tokens``, ``judge_thought``,
   ``truncated_for_judge``, ``response_chars``, ``judge_char_limit``, ``judge_raw`` (only when the
   judge's answer could not be read);
 * the result — ``score`` (None when the case errored), ``error``, ``error_stage``, ``outcome`` (pytest's
@@ -99,6 +99,8 @@ class CaseRecord(TypedDict):
     judge_calls: int
     judge_attempts: int
     judge_tokens: int
+    #: The judge's own reasoning (a thinking block or the server's reasoning field), scrubbed; "" when it did not think.
+    judge_thought: str
     truncated_for_judge: bool
     response_chars: int
     judge_char_limit: int | None
@@ -142,6 +144,7 @@ def build_record(outcome: CaseOutcome, redact: Redactor) -> CaseRecord:
         "judge_calls": judged.calls if judged else 0,
         "judge_attempts": judged.attempts if judged else 0,
         "judge_tokens": judged.completion_tokens if judged else 0,
+        "judge_thought": redact.values(judged.thought) if judged else "",
         "truncated_for_judge": judged.truncated if judged else False,
         "response_chars": len(response),
         "judge_char_limit": judged.char_limit if judged else None,

@@ -173,6 +173,9 @@ class Backend(abc.ABC):
     uses_http: ClassVar[bool] = False
     #: Runs in this process, with no server default for the completion budget: a run must choose one.
     needs_max_tokens: ClassVar[bool] = False
+    #: How a JSON Schema constraint is phrased for this backend: ``json_schema`` (OpenAI's strict subset,
+    #: also vLLM and SGLang) or ``json_object`` (llama.cpp's grammar, which accepts more keywords).
+    schema_dialect: ClassVar[str] = "json_schema"
     #: In-flight requests that make sense; in-process engines serialise calls themselves.
     default_concurrency: ClassVar[int] = 8
 

@@ -53,6 +53,7 @@ class LlamaCppBackend(Backend):
 
     provider = "llamacpp"
     supports_json_schema = True
+    schema_dialect = "json_object"  # the schema becomes a llama.cpp grammar, as on its server
     supports_prefill = True
     needs_max_tokens = True
     default_concurrency = 1
