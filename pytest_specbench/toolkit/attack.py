@@ -88,10 +88,11 @@ is not the same.
 Answer with a JSON object: {{"same_meaning": true or false, "reason": "<one short sentence>"}}"""
 
 #: The decision comes first: grammar-constrained backends emit properties in schema order, so an answer
-#: cut short by the token budget still carries the boolean.
+#: cut short by the token budget still carries the boolean. No ``maxLength``: OpenAI's strict structured
+#: outputs refuse it, and the verifier's token budget already bounds the reason.
 VERIFY_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"same_meaning": {"type": "boolean"}, "reason": {"type": "string", "maxLength": 300}},
+    "properties": {"same_meaning": {"type": "boolean"}, "reason": {"type": "string"}},
     "required": ["same_meaning", "reason"],
     "additionalProperties": False,
 }
