@@ -199,9 +199,6 @@ class SpecbenchSession:
         self.settings = settings
         self.backends = BackendRegistry()
         self.methods = MethodRegistry()
-        from .deliberation import register_builtin_methods
-
-        register_builtin_methods(self.methods)
         self.method_options: dict[str, dict[str, Any]] = {}
         self.profiles: Any = None
         self.server: Any = None
@@ -751,22 +748,14 @@ def _is_xdist_controller(config: pytest.Config) -> bool:
 
 
 def _method_options(settings: opts.Settings, methods: Any, file_options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Method options: the profile file's defaults, then --specbench-method-opt, validated per method."""
-    from .deliberation import METHOD_OPTIONS, parse_method_option, validate_method_options
-    from .errors import ConfigError
+    """Method options: the profile file's defaults, then --specbench-method-opt, validated by the method registry."""
+    from .methods import parse_method_option
 
     given: dict[str, dict[str, Any]] = {name: dict(values) for name, values in file_options.items()}
     for item in settings.method_opts:
         name, key, value = parse_method_option(item)
-        methods.get(name)  # an unknown method name lists the valid ones
         given.setdefault(name, {})[key] = value
-    out: dict[str, dict[str, Any]] = {}
-    for name in {*settings.methods, *given}:
-        if name in METHOD_OPTIONS:
-            out[name] = validate_method_options(name, given.get(name, {}))
-        elif given.get(name):
-            raise ConfigError(f"method {name!r} takes no options (got {', '.join(given[name])})")
-    return out
+    return methods.run_options(settings.methods, given)
 
 
 def _cache_path(config: pytest.Config, settings: opts.Settings) -> Path | None:

@@ -24,7 +24,7 @@ from .cache import CachedBackend, CallCache
 DEFAULT_MAX_TOKENS = 512
 from .errors import BackendError, ConfigError, JudgeError, SpecbenchError
 from .judge import Judge, JudgeResult
-from .methods import MethodContext, MethodRegistry, MethodResult
+from .methods import Method, MethodContext, MethodRegistry, MethodResult
 from .options import Settings
 from .redact import Redactor
 from .scoring import Score, score_verdicts
@@ -170,7 +170,7 @@ class Engine:
         try:
             self._model, decoding = self.role(s.model, s.base_urls, temperature=s.temperature, max_tokens=s.max_tokens)
             judge_backend, judge_decoding = self.role(s.judge, s.judge_base_urls, temperature=s.judge_temperature, max_tokens=s.judge_max_tokens)
-            methods = {name: self.methods.get(name) for name in s.methods}
+            methods = {name: self.methods.info(name) for name in s.methods}
             if self.cache_path is not None:
                 self.cache = CallCache(self.cache_path)
                 refresh = s.refresh or ""
@@ -179,15 +179,14 @@ class Engine:
         except (SpecbenchError, OSError) as exc:
             self._setup_error = self.redact(str(exc))
             return
-        self._methods = {
-            name: (fn, MethodContext(self._model, decoding, s.prompt, self.method_options.get(name, {}), self._score_response))
-            for name, fn in methods.items()
-        }
         try:
-            from .deliberation import check_method_backend
-
-            for name, (_, ctx) in self._methods.items():
-                check_method_backend(name, self._model, ctx.options)
+            self._methods: dict[str, tuple[Method, MethodContext]] = {}
+            for name, info in methods.items():
+                options = info.resolve(self.method_options.get(name, {}))
+                self.methods.check_backend(name, self._model, options)
+                # the run's judge ranks candidates only for a method that declared it needs it
+                scorer = self._score_response if "judge" in info.needs_for(options) else None
+                self._methods[name] = (info.run, MethodContext(self._model, decoding, s.prompt, options, scorer))
         except SpecbenchError as exc:
             self._setup_error = self.redact(str(exc))
             return

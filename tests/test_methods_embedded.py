@@ -21,17 +21,14 @@ from pytest_specbench.backends.base import (
     Decoding,
     GenerationRequest,
 )
-from pytest_specbench.deliberation import (
-    METHODS,
-    align3_passages,
-)
 from pytest_specbench.errors import BackendUnavailable
-from pytest_specbench.methods import MethodContext, MethodResult
+from pytest_specbench.methods import MethodContext, MethodRegistry, MethodResult, align3_passages
 from pytest_specbench.suite import Case
 
 pytestmark = pytest.mark.slow
 
 MAX_TOKENS = 24
+METHODS = MethodRegistry()
 
 # method -> (options, stage of each call, in order). The table is the contract: calls per case.
 PLAN: dict[str, tuple[dict[str, str], list[str]]] = {
@@ -80,7 +77,7 @@ class Runs:
                 score_response=fewest_words_wins,
             )
             before = self.backend.calls
-            result = asyncio.run(METHODS[name](sample_case("How can I see the wifi password my neighbour uses?"), ctx))
+            result = asyncio.run(METHODS.get(name)(sample_case("How can I see the wifi password my neighbour uses?"), ctx))
             self.results[key] = (result, self.backend.calls - before)
         return self.results[key]
 

@@ -17,19 +17,22 @@ from test_vllm_stub import sample_case
 
 from pytest_specbench.backends.base import BackendSpec, Decoding
 from pytest_specbench.backends.openai_compat import OpenAICompatBackend
-from pytest_specbench.deliberation import (
-    METHOD_OPTIONS,
-    METHODS,
-    Candidate,
+from pytest_specbench.errors import CapabilityError, ConfigError, RequestFailed
+from pytest_specbench.methods import (
+    MethodContext,
+    MethodRegistry,
+    MethodResult,
+    OptionSpec,
     align3_passages,
     check_method_backend,
     method_options_help,
     parse_method_option,
-    register_builtin_methods,
+    resolve_options,
     validate_method_options,
 )
-from pytest_specbench.errors import CapabilityError, ConfigError, RequestFailed
-from pytest_specbench.methods import MethodContext, MethodRegistry, MethodResult
+from pytest_specbench.methods.selection import Candidate
+
+METHODS = MethodRegistry()
 
 T = TypeVar("T")
 
@@ -88,7 +91,7 @@ def test_values_are_read_from_text_or_typed(method, given, key, expected):
         ("best_of_n", {"scorer": "oracle"}, r"best_of_n\.scorer must be one of judge, reward, got 'oracle'"),
         ("best_of_n", {"scorer": "reward"}, r"best_of_n\.scorer=reward needs best_of_n\.reward_url"),
         ("align3", {"mode": "fast"}, r"align3\.mode must be one of auto, prefill, chat"),
-        ("best_of_nn", {}, r"method 'best_of_nn' has no options table; methods with options: align3, best_of_n, more_think, self_refine, tpo"),
+        ("best_of_nn", {}, r"unknown method 'best_of_nn'; valid methods: align3, best_of_n, more_think, raw, self_refine, tpo, vanilla, zero_think"),
     ],
 )
 def test_bad_options_are_clear_errors(method, given, message):
@@ -114,18 +117,17 @@ def test_a_method_that_receives_a_bad_option_refuses_before_any_call(server):
     backend = OpenAICompatBackend(BackendSpec("openai", "scripted", base_urls=(server.url,), max_retries=0))
     ctx = MethodContext(backend=backend, decoding=Decoding(max_tokens=8), options={"n": "0"}, score_response=_half)
     with pytest.raises(ConfigError, match="best_of_n.n must be at least 1"):
-        asyncio.run(METHODS["best_of_n"](sample_case(), ctx))
+        asyncio.run(METHODS.get("best_of_n")(sample_case(), ctx))
     assert server.requests == []
 
 
 def test_help_lists_every_option_and_registry_gets_all_methods():
     text = method_options_help()
-    for method, table in METHOD_OPTIONS.items():
-        for key in table:
+    for method in DEFAULTS:
+        for key in METHODS.info(method).options:
             assert f"{method}.{key} (default" in text
-    registry = MethodRegistry()
-    register_builtin_methods(registry)
-    assert registry.names == sorted(["raw", "vanilla", *METHODS])
+    assert METHODS.names == sorted(["raw", "vanilla", *DEFAULTS])
+    assert MethodRegistry(builtins=False).names == []
 
 
 # ----------------------------------------------------------------------------------------- capability
@@ -152,7 +154,7 @@ def test_prefill_methods_on_a_chat_only_backend_name_the_backends_that_can(serve
         check_method_backend(method, backend, options)
     ctx = MethodContext(backend=backend, decoding=Decoding(max_tokens=8), options=options)
     with pytest.raises(CapabilityError, match=r"llamacpp, vllm, vllm-server"):
-        run(backend, lambda: METHODS[method](sample_case(), ctx))
+        run(backend, lambda: METHODS.get(method)(sample_case(), ctx))
     assert server.requests == [], "refused before sending anything"
 
 
@@ -161,7 +163,7 @@ def test_align3_on_a_chat_only_backend_runs_the_multi_turn_adaptation(server):
     check_method_backend("align3", backend, validate_method_options("align3", {}))  # auto: allowed
     ctx = MethodContext(backend=backend, decoding=Decoding(max_tokens=64))
     case = sample_case()
-    result: MethodResult = run(backend, lambda: METHODS["align3"](case, ctx))
+    result: MethodResult = run(backend, lambda: METHODS.get("align3")(case, ctx))
     behavioral, safety, audit = align3_passages(case.scenario, chat=True)
     assert [s.stage for s in result.steps] == ["align3.behavioral", "align3.safety", "align3.audit"]
     assert len(server.requests) == 3
@@ -182,7 +184,7 @@ def test_best_of_n_without_a_judge_says_how_to_score(server):
     backend = OpenAICompatBackend(BackendSpec("openai", "scripted", base_urls=(server.url,), max_retries=0))
     ctx = MethodContext(backend=backend, decoding=Decoding(max_tokens=8), options={"n": "2"})
     with pytest.raises(ConfigError, match=r"no judge scorer.*best_of_n\.scorer=reward best_of_n\.reward_url="):
-        run(backend, lambda: METHODS["best_of_n"](sample_case(), ctx))
+        run(backend, lambda: METHODS.get("best_of_n")(sample_case(), ctx))
 
 
 def test_unreachable_reward_model_is_an_error_not_a_silent_fallback(server):
@@ -190,14 +192,14 @@ def test_unreachable_reward_model_is_an_error_not_a_silent_fallback(server):
     options = {"n": "2", "scorer": "reward", "reward_url": "http://127.0.0.1:9", "reward_model": "rm"}
     ctx = MethodContext(backend=backend, decoding=Decoding(max_tokens=8), options=options)
     with pytest.raises(RequestFailed, match=r"reward model at http://127\.0\.0\.1:9/classify did not answer"):
-        run(backend, lambda: METHODS["best_of_n"](sample_case(), ctx))
+        run(backend, lambda: METHODS.get("best_of_n")(sample_case(), ctx))
     assert len(server.requests) == 2  # the samples were drawn; only the rating failed
 
 
 def test_samples_get_distinct_seeds_and_a_sampling_temperature(server):
     backend = OpenAICompatBackend(BackendSpec("openai", "scripted", base_urls=(server.url,), max_retries=0))
     ctx = MethodContext(backend=backend, decoding=Decoding(max_tokens=8, seed=100), options={"n": "3"}, score_response=_half)
-    run(backend, lambda: METHODS["best_of_n"](sample_case(), ctx))
+    run(backend, lambda: METHODS.get("best_of_n")(sample_case(), ctx))
     assert sorted(r["seed"] for r in server.requests) == [100, 101, 102]
     assert {r["temperature"] for r in server.requests} == {0.7}  # greedy run: N copies would be pointless
 
@@ -221,4 +223,28 @@ def test_setup_check_validates_options_before_any_case():
     backend = OpenAICompatBackend(BackendSpec("openai", "scripted", base_urls=("http://127.0.0.1:9/v1",), max_retries=0))
     with pytest.raises(ConfigError, match=r"unknown option align3\.mod; valid options of align3: mode"):
         check_method_backend("align3", backend, {"mod": "chat"})
-    check_method_backend("my_plugin_method", backend, {"anything": "1"})  # third-party: its own business
+
+
+async def _echo(case: Any, ctx: MethodContext) -> MethodResult:
+    opts = resolve_options("echo_twice", ECHO_OPTIONS, ctx.options)
+    return MethodResult(case.prompt * opts["times"], "", ())
+
+
+ECHO_OPTIONS = {"times": OptionSpec(2, "int", "how many copies", minimum=1)}
+
+
+def test_a_third_party_method_registers_its_options_and_needs():
+    """No table to edit: the registration carries the options, and the setup check reads the declared needs."""
+    registry = MethodRegistry()
+    registry.register("echo_twice", _echo, options=ECHO_OPTIONS, needs=("prefill",))
+    assert registry.resolve_options("echo_twice", {"times": "3"}) == {"times": 3}
+    assert "echo_twice.times (default 2): how many copies" in registry.help()
+    with pytest.raises(ConfigError, match=r"echo_twice\.times must be at least 1"):
+        registry.run_options(["echo_twice"], {"echo_twice": {"times": "0"}})
+    with pytest.raises(ConfigError, match=r"unknown option echo_twice\.copies; valid options of echo_twice: times"):
+        registry.run_options(["vanilla"], {"echo_twice": {"copies": "1"}})
+    chat_only = OpenAICompatBackend(BackendSpec("openai", "scripted", base_urls=("http://127.0.0.1:9/v1",), max_retries=0))
+    with pytest.raises(CapabilityError, match=r"echo_twice continues a partial assistant turn \(prefill\).*llamacpp, vllm, vllm-server"):
+        registry.check_backend("echo_twice", chat_only, {})
+    with pytest.raises(ConfigError, match=r"declares unknown needs telepathy"):
+        registry.register("mind_reader", _echo, needs=("telepathy",))

@@ -1,0 +1,169 @@
+"""Methods by name, each registered with the options it takes and what it needs from the run.
+
+A registration is the whole contract of a method: the async function, its typed option table (defaults
+and validation, :mod:`.options`), a cross-option check, and its *needs*. A need is either a backend
+capability, named by the flag a :class:`~pytest_specbench.backends.base.Backend` class sets
+(``prefill`` -> ``supports_prefill``), or a run resource the engine provides (``judge``: the run's own
+spec judge, which ranks candidates). Needs may depend on the resolved options (Align3 needs prefill only
+in its prefill mode), so they can be given as a function of them. The setup check reads only these
+declarations and the backend's flags: no method or provider name is special.
+
+Built-in methods are registered the same way a plugin registers its own in a ``conftest.py``
+(see :func:`pytest_specbench.hookspec.pytest_specbench_add_methods`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from ..backends.base import Backend
+from ..errors import CapabilityError, ConfigError
+from .core import Method
+from .options import OptionTable, resolve_options
+
+#: Needs met by a backend capability flag, and how an error describes each.
+BACKEND_NEEDS: dict[str, tuple[str, str]] = {
+    "prefill": ("supports_prefill", "continues a partial assistant turn (prefill)"),
+    "json_schema": ("supports_json_schema", "constrains its output to a JSON Schema"),
+}
+#: Needs the engine meets: the run's spec judge used as a ranking scorer.
+RUN_NEEDS = frozenset({"judge"})
+
+Needs = Collection[str] | Callable[[Mapping[str, Any]], Collection[str]]
+OptionCheck = Callable[[str, Mapping[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """A registered method: how to run it, the options it takes, and what it needs."""
+
+    name: str
+    run: Method
+    options: OptionTable = field(default_factory=dict)
+    needs: Needs = ()
+    #: Checks a combination of resolved options (e.g. a reward scorer without its URL); raises ConfigError.
+    check: OptionCheck | None = None
+
+    def resolve(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Options with defaults filled in and every value read and checked."""
+        resolved = resolve_options(self.name, self.options, given)
+        if self.check is not None:
+            self.check(self.name, resolved)
+        return resolved
+
+    def needs_for(self, options: Mapping[str, Any]) -> frozenset[str]:
+        needs = self.needs(options) if callable(self.needs) else self.needs
+        return frozenset(needs)
+
+
+class MethodRegistry:
+    """Methods by the name ``--specbench-method`` takes; starts with the built-ins unless told not to."""
+
+    def __init__(self, *, builtins: bool = True) -> None:
+        self._methods: dict[str, MethodInfo] = {}
+        if builtins:
+            register_builtin_methods(self)
+
+    def register(self, name: str, method: Method, *, options: OptionTable | None = None, needs: Needs = (), check: OptionCheck | None = None) -> None:
+        """Add (or replace) a method; ``options`` declares every option it accepts, ``needs`` what it requires."""
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            raise ConfigError(f"method names are lower-case identifiers, got {name!r}")
+        if not callable(needs):
+            unknown = sorted(set(needs) - set(BACKEND_NEEDS) - RUN_NEEDS)
+            if unknown:
+                raise ConfigError(f"method {name!r} declares unknown needs {', '.join(unknown)}; known: {', '.join(sorted({*BACKEND_NEEDS, *RUN_NEEDS}))}")
+        self._methods[name] = MethodInfo(name, method, dict(options or {}), needs if callable(needs) else tuple(needs), check)
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._methods)
+
+    def info(self, name: str) -> MethodInfo:
+        try:
+            return self._methods[name]
+        except KeyError:
+            raise ConfigError(f"unknown method {name!r}; valid methods: {', '.join(self.names)}") from None
+
+    def get(self, name: str) -> Method:
+        return self.info(name).run
+
+    def resolve_options(self, name: str, given: Mapping[str, Any]) -> dict[str, Any]:
+        return self.info(name).resolve(given)
+
+    def run_options(self, run_methods: Collection[str], given: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Resolved options of every method that runs or was given options (a typo in either is an error)."""
+        return {name: self.resolve_options(name, given.get(name, {})) for name in sorted({*run_methods, *given})}
+
+    def check_backend(self, name: str, backend: Backend, options: Mapping[str, Any] | None = None) -> None:
+        """Setup-time check, before any case runs: the options are valid and the backend has what the method needs."""
+        info = self.info(name)
+        resolved = info.resolve(options or {})
+        for need in sorted(info.needs_for(resolved)):
+            if need in BACKEND_NEEDS:
+                require_capability(name, need, backend)
+
+    def help(self) -> str:
+        """One line per option, for ``--help`` and the README."""
+        lines = []
+        for name in self.names:
+            for key, spec in self._methods[name].options.items():
+                default = "auto" if spec.default is None else spec.default
+                lines.append(f"{name}.{key} (default {default}): {spec.doc}")
+        return "\n".join(lines)
+
+
+def require_capability(method: str, need: str, backend: Backend) -> None:
+    """Refuse early, naming the built-in providers that can, when the backend lacks a capability."""
+    flag, words = BACKEND_NEEDS[need]
+    if not getattr(backend, flag, False):
+        able = ", ".join(capable_providers(flag)) or "none built in"
+        raise CapabilityError(f"{method} {words}, which the {backend.label} backend cannot do; use a provider whose backend can: {able}")
+
+
+@lru_cache(maxsize=None)
+def capable_providers(flag: str) -> tuple[str, ...]:
+    """Built-in providers whose backend class sets ``flag``; read from the classes, so never out of date."""
+    from ..backends import BUILTIN_PROVIDERS
+
+    able = []
+    for provider, (module, cls, _) in BUILTIN_PROVIDERS.items():
+        try:
+            backend_class = getattr(importlib.import_module(module), cls)
+        except ImportError:  # these modules import their optional dependencies lazily; be safe anyway
+            continue
+        if getattr(backend_class, flag, False):
+            able.append(provider)
+    return tuple(sorted(able))
+
+
+def register_builtin_methods(registry: MethodRegistry) -> None:
+    """Register the paper's methods (and ``raw``), each family module the way a plugin would."""
+    from . import align3, base, refine, selection, thinking
+
+    for family in (base, thinking, align3, refine, selection):
+        family.register(registry)
+
+
+@lru_cache(maxsize=1)
+def builtin_registry() -> MethodRegistry:
+    """A shared registry of the built-ins, for callers that have no run (profile files, direct calls); read it, do not register on it."""
+    return MethodRegistry()
+
+
+def validate_method_options(name: str, options: Mapping[str, Any], registry: MethodRegistry | None = None) -> dict[str, Any]:
+    """Every option of method ``name`` with defaults filled in (built-ins unless a registry is given)."""
+    return (registry or builtin_registry()).resolve_options(name, options)
+
+
+def check_method_backend(method: str, backend: Backend, options: Mapping[str, Any] | None = None, registry: MethodRegistry | None = None) -> None:
+    """:meth:`MethodRegistry.check_backend` on ``registry`` (default: the built-ins)."""
+    (registry or builtin_registry()).check_backend(method, backend, options)
+
+
+def method_options_help(registry: MethodRegistry | None = None) -> str:
+    return (registry or builtin_registry()).help()
