@@ -296,7 +296,7 @@ def parse_profiles(path: str, data: Any) -> ProfileFile:
             raise ConfigError(f"{path}: method_options.{method} must be a mapping of option names to values")
         try:
             if str(method) in builtin_registry().names:  # a plugin's own method is checked once the run's registry has it
-                builtin_registry().resolve_options(str(method), options)
+                builtin_registry().resolve_options(str(method), options, complete=False)
         except ConfigError as exc:
             raise ConfigError(f"{path}: method_options: {exc}") from None
         method_options[str(method)] = dict(options)

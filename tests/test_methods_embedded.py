@@ -36,8 +36,8 @@ PLAN: dict[str, tuple[dict[str, str], list[str]]] = {
     "more_think": ({}, ["more_think.cycle1", "more_think.cycle2", "more_think.answer"]),  # paper default: 3 cycles
     "align3": ({}, ["align3.behavioral", "align3.safety", "align3.audit"]),
     "self_refine": ({"iterations": "1"}, ["self_refine.answer", "self_refine.feedback", "self_refine.rewrite"]),
-    "best_of_n": ({"n": "3"}, ["best_of_n.sample"] * 3),
-    "tpo": ({"samples": "2", "iterations": "1"}, ["tpo.sample"] * 2 + ["tpo.loss", "tpo.gradient"] + ["tpo.sample"] * 2),
+    "best_of_n": ({"n": "3", "scorer": "judge"}, ["best_of_n.sample"] * 3),
+    "tpo": ({"samples": "2", "iterations": "1", "scorer": "judge"}, ["tpo.sample"] * 2 + ["tpo.loss", "tpo.gradient"] + ["tpo.sample"] * 2),
 }
 PREFILL_METHODS = ("zero_think", "more_think", "align3")
 

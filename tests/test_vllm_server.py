@@ -163,8 +163,8 @@ EXPECTED_STAGES: dict[str, tuple[dict[str, str], list[str]]] = {
     "more_think": ({}, ["more_think.cycle1", "more_think.cycle2", "more_think.answer"]),
     "align3": ({}, ["align3.behavioral", "align3.safety", "align3.audit"]),
     "self_refine": ({"iterations": "2"}, ["self_refine.answer"] + ["self_refine.feedback", "self_refine.rewrite"] * 2),
-    "best_of_n": ({"n": "3"}, ["best_of_n.sample"] * 3),
-    "tpo": ({"samples": "2", "iterations": "1"}, ["tpo.sample"] * 2 + ["tpo.loss", "tpo.gradient"] + ["tpo.sample"] * 2),
+    "best_of_n": ({"n": "3", "scorer": "judge"}, ["best_of_n.sample"] * 3),
+    "tpo": ({"samples": "2", "iterations": "1", "scorer": "judge"}, ["tpo.sample"] * 2 + ["tpo.loss", "tpo.gradient"] + ["tpo.sample"] * 2),
 }
 
 
@@ -218,7 +218,12 @@ def test_best_of_n_with_reward_model_route_picks_the_highest_reward(vllm_stub):
         assert result.response.endswith("more more")
         scored = vllm_stub.bodies(f"/{route}")
         assert len(scored) == 3 and all(b["messages"][-1]["role"] == "assistant" for b in scored)
-        assert all(b["model"] == "stub-model" for b in scored)  # asked /v1/models for the name
+        assert all("model" not in b for b in scored)  # no name given: the server uses the one model it serves
+        assert (result.selector, result.selector_is_grader) == (f"reward:{root}", False)
+    options = {"n": "2", "scorer": "reward", "reward_url": vllm_stub.url, "reward_model": "stub-rm"}
+    ctx = MethodContext(backend=backend_for(vllm_stub.url), decoding=Decoding(max_tokens=16), options=options)
+    result = run_with(backend, lambda b: METHODS.get("best_of_n")(sample_case(), ctx))
+    assert {b["model"] for b in vllm_stub.bodies("/classify")} == {"stub-rm"} and result.selector == "reward:stub-rm"
 
 
 # ------------------------------------------------------------------------------- through pytest itself

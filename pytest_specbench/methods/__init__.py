@@ -17,7 +17,7 @@ align3         three passages steer one deliberation: behavioral specs, then    
                safety specs, then an audit of all specs (the paper's method)
 self_refine    answer, then ``iterations`` rounds of spec-by-spec feedback and     1 + 2 x ``iterations``
                a rewrite from the last ``history`` rounds                          (1 + 2 x 15)
-best_of_n      ``n`` samples, keep the best by the judge's s or a reward model     ``n`` (15)
+best_of_n      ``n`` samples, keep the best by a reward model or a judge's s       ``n`` (15)
 tpo            test-time preference optimisation: sample, score, turn best vs      ``samples`` x (1 +
                worst into a textual loss and update instructions, resample         ``iterations``) + 2 x
                                                                                    ``iterations`` (19)
@@ -31,7 +31,7 @@ and one module per family: :mod:`.base`, :mod:`.thinking`, :mod:`.align3`, :mod:
 
 from __future__ import annotations
 
-from .core import THINK_CLOSE, THINK_OPEN, Method, MethodContext, MethodResult, Step, continue_split, split_thinking
+from .core import THINK_CLOSE, THINK_OPEN, Method, MethodContext, MethodResult, Selector, Selectors, Step, continue_split, split_thinking
 from .options import OptionSpec, parse_method_option, resolve_options
 from .prompts import align3_passages, spec_block, vanilla_messages
 from .registry import (
@@ -55,6 +55,8 @@ __all__ = [
     "MethodRegistry",
     "MethodResult",
     "OptionSpec",
+    "Selector",
+    "Selectors",
     "Step",
     "align3_passages",
     "builtin_registry",

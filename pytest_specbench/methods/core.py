@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..backends.base import Backend, Completion, Decoding, GenerationRequest
 from ..suite import Case
@@ -35,11 +35,18 @@ class Step:
 
 @dataclass(frozen=True)
 class MethodResult:
-    """The final response (what the judge sees), the thought kept apart, and every call made."""
+    """The final response (what the judge sees), the thought kept apart, and every call made.
+
+    A method that chose its response among candidates names the rater in ``selector`` (``judge:MODEL``
+    or ``reward:MODEL``); ``selector_is_grader`` says the rater is the model that grades the run, whose
+    SAR is then optimistic: the method optimised the very score it is graded on.
+    """
 
     response: str
     thought: str
     steps: tuple[Step, ...]
+    selector: str | None = None
+    selector_is_grader: bool = False
 
     @property
     def completion_tokens(self) -> int:
@@ -56,11 +63,33 @@ class MethodResult:
 
 
 @dataclass(frozen=True)
-class MethodContext:
-    """What a method may use: the backend under test, its decoding, the method's options, and a scorer.
+class Selector:
+    """Rates a candidate response for a case (higher is better), and says who it is for the record."""
 
-    ``score_response`` rates a candidate response for the case with the run's own judge and returns s
-    (used by best-of-N and TPO); it is None when no judge is configured.
+    label: str
+    is_grader: bool
+    score: Callable[[Case, str], Awaitable[float | None]]
+
+
+class Selectors(Protocol):
+    """Where a ranking method gets its rater; the run keeps one, so clients are made once and closed at the end."""
+
+    def judge(self, ref: str | None, base_urls: tuple[str, ...] = ()) -> Selector:
+        """An LLM judge as rater: ``ref`` (PROVIDER/NAME or a profile), or the run's grading judge when None."""
+        ...
+
+    def reward(self, url: str, model: str | None, route: str, prompt_field: str) -> Selector:
+        """A reward model served at ``url`` as rater."""
+        ...
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """What a method may use: the backend under test, its decoding, the method's options, and raters.
+
+    ``score_response`` rates a candidate response for the case with the run's own grading judge and
+    returns s; the run gives it only to a method that declares the ``judge`` need. ``selectors`` builds
+    other raters (a separate judge, a reward model); None outside a run.
     """
 
     backend: Backend
@@ -68,6 +97,7 @@ class MethodContext:
     prompt_field: str = "adversarial"
     options: Mapping[str, Any] = field(default_factory=dict)
     score_response: Callable[[Case, str], Awaitable[float]] | None = None
+    selectors: Selectors | None = None
 
     async def call(self, stage: str, messages: list[dict[str, str]], steps: list[Step], **kw: Any) -> Completion:
         start = time.perf_counter()

@@ -49,10 +49,14 @@ class MethodInfo:
     #: Checks a combination of resolved options (e.g. a reward scorer without its URL); raises ConfigError.
     check: OptionCheck | None = None
 
-    def resolve(self, given: Mapping[str, Any]) -> dict[str, Any]:
-        """Options with defaults filled in and every value read and checked."""
+    def resolve(self, given: Mapping[str, Any], *, complete: bool = True) -> dict[str, Any]:
+        """Options with defaults filled in and every value read; ``complete`` also runs the cross-option check.
+
+        The check is for a method about to run (a ranking method without a scorer is refused); options
+        written for a method the run does not use are only read.
+        """
         resolved = resolve_options(self.name, self.options, given)
-        if self.check is not None:
+        if complete and self.check is not None:
             self.check(self.name, resolved)
         return resolved
 
@@ -92,12 +96,12 @@ class MethodRegistry:
     def get(self, name: str) -> Method:
         return self.info(name).run
 
-    def resolve_options(self, name: str, given: Mapping[str, Any]) -> dict[str, Any]:
-        return self.info(name).resolve(given)
+    def resolve_options(self, name: str, given: Mapping[str, Any], *, complete: bool = True) -> dict[str, Any]:
+        return self.info(name).resolve(given, complete=complete)
 
     def run_options(self, run_methods: Collection[str], given: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
         """Resolved options of every method that runs or was given options (a typo in either is an error)."""
-        return {name: self.resolve_options(name, given.get(name, {})) for name in sorted({*run_methods, *given})}
+        return {name: self.resolve_options(name, given.get(name, {}), complete=name in run_methods) for name in sorted({*run_methods, *given})}
 
     def check_backend(self, name: str, backend: Backend, options: Mapping[str, Any] | None = None) -> None:
         """Setup-time check, before any case runs: the options are valid and the backend has what the method needs."""
