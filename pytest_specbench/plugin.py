@@ -84,10 +84,12 @@ class ScenarioCollector(pytest.Collector):
         self.cases = cases
 
     def collect(self) -> Iterator[pytest.Item]:
-        methods = _session(self.config).settings.methods
+        session = _session(self.config)
+        methods = session.settings.methods
         for case in self.cases:
             for method in methods:
-                name = case.case_id if len(methods) == 1 else f"{case.case_id}[{method}]"
+                label = session.method_labels.get(method, method)  # a variant (align3-chat) is always named
+                name = case.case_id if len(methods) == 1 and label == method else f"{case.case_id}[{label}]"
                 yield CaseItem.from_parent(self, name=name, case=case, method=method)
 
 
@@ -200,6 +202,7 @@ class SpecbenchSession:
         self.backends = BackendRegistry()
         self.methods = MethodRegistry()
         self.method_options: dict[str, dict[str, Any]] = {}
+        self.method_labels: dict[str, str] = {}
         self.profiles: Any = None
         self.server: Any = None
         self.redactor = Redactor()
@@ -258,7 +261,11 @@ class SpecbenchSession:
                 self.backends.check(self.provider_of(ref))
             for name in settings.methods:
                 self.methods.get(name)
-            self.method_options = _method_options(settings, self.methods, file_options)
+            from .methods.registry import capabilities_of
+
+            model_can = capabilities_of(self.backends.backend_class(self.provider_of(settings.model)))
+            self.method_options = _method_options(settings, self.methods, file_options, model_can)
+            self.method_labels = {name: self.methods.label(name, self.method_options[name]) for name in settings.methods}
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
         self._start_serving(config)
@@ -747,15 +754,16 @@ def _is_xdist_controller(config: pytest.Config) -> bool:
     return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", None)) and getattr(config.option, "dist", "no") != "no"
 
 
-def _method_options(settings: opts.Settings, methods: Any, file_options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Method options: the profile file's defaults, then --specbench-method-opt, validated by the method registry."""
+def _method_options(settings: opts.Settings, methods: Any, file_options: dict[str, dict[str, Any]], capabilities: frozenset[str]) -> dict[str, dict[str, Any]]:
+    """Method options: the profile file's defaults, then --specbench-method-opt, validated by the method registry
+    and settled for what the model's backend can do."""
     from .methods import parse_method_option
 
     given: dict[str, dict[str, Any]] = {name: dict(values) for name, values in file_options.items()}
     for item in settings.method_opts:
         name, key, value = parse_method_option(item)
         given.setdefault(name, {})[key] = value
-    return methods.run_options(settings.methods, given)
+    return methods.run_options(settings.methods, given, capabilities)
 
 
 def _cache_path(config: pytest.Config, settings: opts.Settings) -> Path | None:

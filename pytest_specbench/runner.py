@@ -25,6 +25,7 @@ DEFAULT_MAX_TOKENS = 512
 from .errors import BackendError, ConfigError, JudgeError, SpecbenchError
 from .judge import Judge, JudgeResult
 from .methods import Method, MethodContext, MethodRegistry, MethodResult, Selector
+from .methods.registry import capabilities_of
 from .methods.selection import SelectorPool
 from .options import Settings
 from .redact import Redactor
@@ -127,6 +128,8 @@ class Engine:
         self._semaphore: asyncio.Semaphore | None = None
         self._setup_error: str | None = None
         self._lock = threading.Lock()
+        #: What each method is reported as (align3 on a chat-only backend: align3-chat), once options are settled.
+        self._labels: dict[str, str] = {}
 
     # ------------------------------------------------------------------------------------ plumbing
 
@@ -186,7 +189,8 @@ class Engine:
         try:
             self._methods: dict[str, tuple[Method, MethodContext]] = {}
             for name, info in methods.items():
-                options = info.resolve(self.method_options.get(name, {}))
+                options = info.settled(info.resolve(self.method_options.get(name, {})), capabilities_of(self._model))
+                self._labels[name] = info.label_for(options)
                 self.methods.check_backend(name, self._model, options)
                 # the run's judge ranks candidates only for a method that declared it needs it
                 scorer = self._score_response if "judge" in info.needs_for(options) else None
@@ -248,7 +252,8 @@ class Engine:
 
     async def _evaluate(self, case: Case, method: str) -> CaseOutcome:
         s = self.settings
-        base = {"case": case, "model": s.model, "method": method, "judge": s.judge}
+        label = self._labels.get(method) or self.methods.label(method, self.method_options.get(method, {}))
+        base = {"case": case, "model": s.model, "method": label, "judge": s.judge}
         if self._setup_error:
             return CaseOutcome(**base, error=self._setup_error, error_stage="setup")
         if self._semaphore is None:

@@ -43,7 +43,7 @@ SCORER_DEFAULTS = {"scorer": None, "temperature": None, "reward_url": None, "rew
 DEFAULTS = {
     "zero_think": {},
     "more_think": {"cycles": 3, "continuation": "Wait"},
-    "align3": {"mode": "auto"},
+    "align3": {"mode": "auto", "steps": ("behavioral", "safety", "audit")},
     "self_refine": {"iterations": 15, "history": 1},
     "best_of_n": {"n": 15, **SCORER_DEFAULTS},
     "tpo": {"samples": 5, "iterations": 2, **SCORER_DEFAULTS},

@@ -59,6 +59,25 @@ class BackendRegistry:
         if provider not in BUILTIN_PROVIDERS and provider not in self._extra:
             raise ConfigError(f"unknown model provider {provider!r}; valid providers: {', '.join(self.providers)} (write PROVIDER/NAME, e.g. llamacpp/smollm2 or openai/gpt-4.1)")
 
+    def backend_class(self, provider: str) -> type[Backend] | None:
+        """The class a provider builds, where that is known without building one: a class a plugin
+        registered, else the built-in class of that name; None for an opaque factory function.
+
+        Capability flags are class attributes, so this is how a run learns what its model can do
+        (prefill, JSON Schema) before any backend exists.
+        """
+        factory = self._extra.get(provider)
+        if isinstance(factory, type):
+            return factory
+        if provider not in BUILTIN_PROVIDERS:
+            return None
+        module_name, class_name, _ = BUILTIN_PROVIDERS[provider]
+        try:
+            backend_class: type[Backend] = getattr(importlib.import_module(module_name), class_name)
+        except ImportError:
+            return None
+        return backend_class
+
     def create(self, spec: BackendSpec) -> Backend:
         self.check(spec.provider)
         if spec.provider in self._extra:

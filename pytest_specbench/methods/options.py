@@ -15,8 +15,9 @@ from typing import Any
 
 from ..errors import ConfigError
 
-#: How option values are read; ``choice`` takes one of ``choices``, ``text`` any string.
-KINDS = ("int", "float", "choice", "text")
+#: How option values are read; ``choice`` takes one of ``choices``, ``subset`` a non-empty comma list of
+#: them (a tuple in ``choices`` order), ``text`` any string.
+KINDS = ("int", "float", "choice", "subset", "text")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class OptionSpec:
                 raise ConfigError(f"{where} must be a number, got {value!r}") from None
             if not math.isfinite(number):
                 raise ConfigError(f"{where} must be a finite number, got {value!r}")
+        elif self.kind == "subset":
+            return self._subset(where, value)
         elif self.kind == "choice":
             number = str(value).strip()
             if number not in self.choices:
@@ -70,6 +73,15 @@ class OptionSpec:
         if self.maximum is not None and number > self.maximum:
             raise ConfigError(f"{where} must be at most {self.maximum:g}, got {value!r}")
         return number
+
+
+    def _subset(self, where: str, value: Any) -> tuple[str, ...]:
+        items = [str(v).strip() for v in value] if isinstance(value, (list, tuple)) else [v.strip() for v in str(value).replace("+", ",").split(",")]
+        items = [v for v in items if v]
+        unknown = [v for v in items if v not in self.choices]
+        if unknown or not items:
+            raise ConfigError(f"{where} takes one or more of {', '.join(self.choices)} (comma-separated), got {value!r}")
+        return tuple(c for c in self.choices if c in items)
 
 
 OptionTable = Mapping[str, OptionSpec]

@@ -18,7 +18,7 @@ import importlib
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from ..backends.base import Backend
@@ -36,6 +36,10 @@ RUN_NEEDS = frozenset({"judge"})
 
 Needs = Collection[str] | Callable[[Mapping[str, Any]], Collection[str]]
 OptionCheck = Callable[[str, Mapping[str, Any]], None]
+#: Fixes the options that depend on what the backend can do (``auto`` choices), given its capabilities.
+Settle = Callable[[Mapping[str, Any], frozenset[str]], dict[str, Any]]
+#: The name a run with these (settled) options goes by in test ids, records and reports.
+Label = Callable[[Mapping[str, Any]], str]
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class MethodInfo:
     needs: Needs = ()
     #: Checks a combination of resolved options (e.g. a reward scorer without its URL); raises ConfigError.
     check: OptionCheck | None = None
+    settle: Settle | None = None
+    label: Label | None = None
 
     def resolve(self, given: Mapping[str, Any], *, complete: bool = True) -> dict[str, Any]:
         """Options with defaults filled in and every value read; ``complete`` also runs the cross-option check.
@@ -59,6 +65,14 @@ class MethodInfo:
         if complete and self.check is not None:
             self.check(self.name, resolved)
         return resolved
+
+    def settled(self, options: Mapping[str, Any], capabilities: Collection[str]) -> dict[str, Any]:
+        """Options with every backend-dependent choice made, so that ids, records and the run agree on what ran."""
+        return self.settle(options, frozenset(capabilities)) if self.settle is not None else dict(options)
+
+    def label_for(self, options: Mapping[str, Any]) -> str:
+        """The method's name, or a variant name when the options make it a different method (``align3-chat``)."""
+        return self.label(options) if self.label is not None else self.name
 
     def needs_for(self, options: Mapping[str, Any]) -> frozenset[str]:
         needs = self.needs(options) if callable(self.needs) else self.needs
@@ -73,15 +87,29 @@ class MethodRegistry:
         if builtins:
             register_builtin_methods(self)
 
-    def register(self, name: str, method: Method, *, options: OptionTable | None = None, needs: Needs = (), check: OptionCheck | None = None) -> None:
-        """Add (or replace) a method; ``options`` declares every option it accepts, ``needs`` what it requires."""
+    def register(
+        self,
+        name: str,
+        method: Method,
+        *,
+        options: OptionTable | None = None,
+        needs: Needs = (),
+        check: OptionCheck | None = None,
+        settle: Settle | None = None,
+        label: Label | None = None,
+    ) -> None:
+        """Add (or replace) a method; ``options`` declares every option it accepts, ``needs`` what it requires.
+
+        ``settle`` makes the choices that depend on the backend's capabilities; ``label`` names a variant
+        whose results must not be compared with the plain method's.
+        """
         if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
             raise ConfigError(f"method names are lower-case identifiers, got {name!r}")
         if not callable(needs):
             unknown = sorted(set(needs) - set(BACKEND_NEEDS) - RUN_NEEDS)
             if unknown:
                 raise ConfigError(f"method {name!r} declares unknown needs {', '.join(unknown)}; known: {', '.join(sorted({*BACKEND_NEEDS, *RUN_NEEDS}))}")
-        self._methods[name] = MethodInfo(name, method, dict(options or {}), needs if callable(needs) else tuple(needs), check)
+        self._methods[name] = MethodInfo(name, method, dict(options or {}), needs if callable(needs) else tuple(needs), check, settle, label)
 
     @property
     def names(self) -> list[str]:
@@ -99,9 +127,22 @@ class MethodRegistry:
     def resolve_options(self, name: str, given: Mapping[str, Any], *, complete: bool = True) -> dict[str, Any]:
         return self.info(name).resolve(given, complete=complete)
 
-    def run_options(self, run_methods: Collection[str], given: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-        """Resolved options of every method that runs or was given options (a typo in either is an error)."""
-        return {name: self.resolve_options(name, given.get(name, {}), complete=name in run_methods) for name in sorted({*run_methods, *given})}
+    def run_options(
+        self, run_methods: Collection[str], given: Mapping[str, Mapping[str, Any]], capabilities: Collection[str] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Resolved options of every method that runs or was given options (a typo in either is an error).
+
+        With the model backend's ``capabilities`` known, the running methods' options are also settled.
+        """
+        out = {}
+        for name in sorted({*run_methods, *given}):
+            info = self.info(name)
+            options = info.resolve(given.get(name, {}), complete=name in run_methods)
+            out[name] = info.settled(options, capabilities) if capabilities is not None and name in run_methods else options
+        return out
+
+    def label(self, name: str, options: Mapping[str, Any]) -> str:
+        return self.info(name).label_for(options)
 
     def check_backend(self, name: str, backend: Backend, options: Mapping[str, Any] | None = None) -> None:
         """Setup-time check, before any case runs: the options are valid and the backend has what the method needs."""
@@ -121,6 +162,11 @@ class MethodRegistry:
         return "\n".join(lines)
 
 
+def capabilities_of(backend: Backend | type[Backend] | Any) -> frozenset[str]:
+    """The backend needs a backend (or backend class) meets, read from its capability flags."""
+    return frozenset(need for need, (flag, _) in BACKEND_NEEDS.items() if getattr(backend, flag, False))
+
+
 def require_capability(method: str, need: str, backend: Backend) -> None:
     """Refuse early, naming the built-in providers that can, when the backend lacks a capability."""
     flag, words = BACKEND_NEEDS[need]
@@ -129,7 +175,7 @@ def require_capability(method: str, need: str, backend: Backend) -> None:
         raise CapabilityError(f"{method} {words}, which the {backend.label} backend cannot do; use a provider whose backend can: {able}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def capable_providers(flag: str) -> tuple[str, ...]:
     """Built-in providers whose backend class sets ``flag``; read from the classes, so never out of date."""
     from ..backends import BUILTIN_PROVIDERS
