@@ -53,11 +53,14 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _model_options(p: argparse.ArgumentParser, *, role: str = "model") -> None:
+    from .backends.http import HTTP_CLIENTS
     from .toolkit.calls import DEFAULT_MODEL
 
     g = p.add_argument_group("model and cache")
     g.add_argument("--model", default=DEFAULT_MODEL, help=f"the {role} as PROVIDER/NAME: llamacpp/smollm2 (embedded, offline; the default), llamacpp/PATH.gguf, openai/NAME")
     g.add_argument("--base-url", action="append", default=[], metavar="URL", help="OpenAI-compatible server for --model (repeat to spread load); default OPENAI_BASE_URL or api.openai.com")
+    g.add_argument("--model-config", type=Path, default=None, metavar="PATH", help="YAML file of model profiles, as pytest's --specbench-model-config (default: the shipped paper profiles)")
+    g.add_argument("--http-client", choices=HTTP_CLIENTS, default=None, help="HTTP client of OpenAI-compatible backends, as pytest's --specbench-http-client (default: aiohttp)")
     g.add_argument("--temperature", type=_unit_float, default=0.9, help="sampling temperature of the writing model (default: %(default)s)")
     g.add_argument("--max-tokens", type=_positive_int, default=None, help="token budget per written prompt (default: 160 for synthesize, 256 for attack)")
     g.add_argument("--seed", type=int, default=0, help="base seed; each item derives its own from it and its id (default: %(default)s)")
@@ -91,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-p", dest="plugins", action="append", default=[], metavar="MODULE",
+        help="import MODULE and let its pytest_specbench_add_backends hook add model providers, as `pytest -p MODULE` does; repeatable",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
@@ -218,10 +225,13 @@ def _cache(args: argparse.Namespace) -> Any:
 
 
 def _backend(args: argparse.Namespace, ref: str | None = None, urls: Sequence[str] | None = None, option: str = "--model") -> Any:
-    from .toolkit.calls import make_backend
+    from .toolkit.calls import load_plugins, make_backend
 
     urls = urls if urls is not None else args.base_url
-    return make_backend(ref or args.model, urls, timeout=args.timeout, retries=args.retries, option=option)
+    return make_backend(
+        ref or args.model, urls, timeout=args.timeout, retries=args.retries, option=option,
+        registry=load_plugins(args.plugins), profiles=args.model_config, http_client=args.http_client,
+    )
 
 
 def cmd_download(args: argparse.Namespace) -> int:

@@ -1,7 +1,10 @@
 """Hooks pytest-specbench offers to conftest files and plugins.
 
-Both hooks are called once, in ``pytest_configure``, in every process (xdist workers included), so a
-provider or method added in a ``conftest.py`` at the root of the run is available everywhere.
+Both hooks are called once in every process (xdist workers included): in ``pytest_configure`` when a
+``--specbench-*`` option is given, otherwise once spec cases are collected. A provider or method added
+in a ``conftest.py`` at the root of the run is therefore available everywhere. The ``specbench``
+toolkit calls ``pytest_specbench_add_backends`` of the modules named with ``specbench -p MODULE``, so
+the same provider serves ``specbench synthesize`` and ``attack``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ def pytest_specbench_add_backends(registry: BackendRegistry) -> None:
     """Add model providers usable as ``--specbench-model=PROVIDER/NAME``.
 
     ``registry.register(provider, factory)`` where ``factory(spec)`` returns a
-    :class:`pytest_specbench.backends.base.Backend`. Example ``conftest.py``::
+    :class:`pytest_specbench.backends.base.Backend`; register the class itself where you can, so its
+    capability attributes (``supports_prefill``, ``supports_json_schema``, ``needs_max_tokens``, …)
+    are known before a backend is built. Example ``conftest.py``::
 
         from pytest_specbench.backends.openai_compat import OpenAICompatBackend
 

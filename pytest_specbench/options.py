@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -178,6 +178,12 @@ def _argtype(convert: Callable[[str], T]) -> Callable[[str], T]:
 
 @dataclass(frozen=True)
 class OptionDef:
+    """One ``--specbench-*`` option: its flag, help, converter, default, and its ini twin's name.
+
+    Defined once, as the metadata of a :class:`Settings` field (see :func:`option`): the parser, the ini
+    file, the environment and ``Settings.from_config`` all read this one definition.
+    """
+
     flag: str
     help: str
     convert: Callable[[str], Any] | None = None
@@ -186,6 +192,8 @@ class OptionDef:
     env: str | None = None
     metavar: str | None = None
     switch: bool = False
+    #: Turns the converted value into the Settings field's type (e.g. a tuple, a Path).
+    finish: Callable[[Any], Any] | None = None
 
     @property
     def dest(self) -> str:
@@ -196,49 +204,123 @@ class OptionDef:
         return self.dest
 
 
-OPTIONS: tuple[OptionDef, ...] = (
-    OptionDef(OPT_DATA, f"SpecBench data directory (one folder per scenario); env {ENV_DATA}.", str, env=ENV_DATA, metavar="DIR"),
-    OptionDef(OPT_SCENARIOS, "Only these scenarios (comma list, e.g. Child,Code).", name_list, metavar="LIST"),
-    OptionDef(OPT_SPLIT, "Which prompts: unsafe, safe or all.", choice(*SPLIT_CHOICES), "all"),
-    OptionDef(OPT_LIMIT, "At most N cases, stratified by scenario and split (deterministic under --specbench-seed).", positive_int, metavar="N"),
-    OptionDef(OPT_SEED, "Seed for case sampling and for decoding.", non_negative_int, 0),
-    OptionDef(OPT_PROMPT, "What the model receives: the attack-enhanced prompt (adversarial) or the original intent.", choice(*PROMPT_CHOICES), "adversarial"),
-    OptionDef(OPT_MODEL, f"Model under test as PROVIDER/NAME or a profile name (default {DEFAULT_MODEL}, offline).", model_ref, DEFAULT_MODEL),
-    OptionDef(OPT_MODEL_CONFIG, "YAML file of model profiles (default: the shipped paper profiles).", str, metavar="PATH"),
-    OptionDef(OPT_SERVE, "Start `vllm serve MODEL` per worker on its own GPUs and stop it at the end (vllm-server models).", None, False, switch=True),
-    OptionDef(OPT_GPUS_PER_WORKER, "GPUs per xdist worker for vllm and --specbench-serve (tensor parallel when > 1).", positive_int, 1),
-    OptionDef(OPT_BASE_URL, "OpenAI-compatible server URL; repeat for round-robin. Default OPENAI_BASE_URL.", str, repeat=True, metavar="URL"),
-    OptionDef(OPT_JUDGE, "Judge model as PROVIDER/NAME (default: the model under test).", model_ref),
-    OptionDef(OPT_JUDGE_BASE_URL, "Judge server URL; repeatable (default: --specbench-base-url).", str, repeat=True, metavar="URL"),
-    OptionDef(OPT_TEMPERATURE, "Sampling temperature of the model (default: the backend's; 0 in-process).", non_negative_float),
-    OptionDef(OPT_MAX_TOKENS, "Max completion tokens per model call (default: the profile's, else 512).", positive_int),
-    OptionDef(OPT_JUDGE_TEMPERATURE, "Judge temperature (the paper uses 0).", non_negative_float, 0.0),
-    OptionDef(OPT_JUDGE_MAX_TOKENS, "Max completion tokens per judge call.", positive_int, 2048),
-    OptionDef(OPT_METHOD, "Deliberation method, or a comma list to compare (e.g. vanilla,align3).", name_list, ["vanilla"]),
-    OptionDef(OPT_METHOD_OPT, "A method option NAME.KEY=VALUE (e.g. best_of_n.n=4); repeatable.", str, repeat=True, metavar="NAME.KEY=VALUE"),
-    OptionDef(OPT_JUDGE_FORMAT, "json (schema-constrained), json_object (llama.cpp server dialect) or tags (the paper's layout).", choice("json", "json_object", "tags"), "json"),
-    OptionDef(OPT_JUDGE_MODE, "joint (all specs in one call) or sequential (one call per spec).", choice("joint", "sequential"), "joint"),
-    OptionDef(OPT_JUDGE_RETRIES, "Re-asks when the judge's answer cannot be read.", non_negative_int, 2),
-    OptionDef(OPT_RETRIES, "Re-sends of a failed request (429, 5xx, timeouts, connection errors).", non_negative_int, 3),
-    OptionDef(OPT_TIMEOUT, "Seconds before one HTTP request times out.", non_negative_float, 120.0),
-    OptionDef(OPT_HTTP_CLIENT, "HTTP client of OpenAI-compatible backends: aiohttp (fast) or openai (the official client).", choice(*HTTP_CLIENTS), HTTP_CLIENTS[0]),
-    OptionDef(OPT_CONCURRENCY, "Cases in flight per process (default: 8 for servers, 1 in-process).", positive_int),
-    OptionDef(OPT_N_CTX, "Context window for in-process llama.cpp models.", positive_int, 4096),
-    OptionDef(OPT_ALPHA, "Weight alpha in s = (1-Risk)(alpha + (1-alpha) r).", fraction, 0.3),
-    OptionDef(OPT_NA, "NA in r: paper (excluded from the denominator) or miss (counted as not YES, like the authors' code).", choice("paper", "miss"), "paper"),
-    OptionDef(OPT_MIN_BEHAVIORAL, "Fail a case whose behavioral score r is below this fraction.", fraction),
-    OptionDef(OPT_MIN_SAR, "Gate: overall SAR (0.62) or one scenario's (Child:0.7); repeatable.", gate("SAR"), repeat=True, metavar="[SCENARIO:]X"),
-    OptionDef(OPT_MIN_SAFETY, "Gate on the safety score, like --specbench-min-sar; repeatable.", gate("safety"), repeat=True, metavar="[SCENARIO:]X"),
-    OptionDef(OPT_REPORT, "Write a JSON report of every case and the aggregates to PATH.", str, metavar="PATH"),
-    OptionDef(OPT_HTML, "Write a self-contained HTML report (figures, per-spec rates, every case) to PATH.", str, metavar="PATH"),
-    OptionDef(OPT_CSV, "Write one row per (case, spec verdict) to PATH (.csv, or .parquet with pyarrow).", str, metavar="PATH"),
-    OptionDef(OPT_GATE_ON, "Gates compare the point estimate or the 95% bootstrap interval's lower bound.", choice("point", "lower"), "point"),
-    OptionDef(OPT_BASELINE, "A previous JSON report: show spec flips and ΔSAR, fail cases whose verdicts got worse.", str, metavar="PATH"),
-    OptionDef(OPT_MAX_DROP, "Gate: fail when SAR (overall or any scenario) fell by more than this against the baseline.", fraction),
-    OptionDef(OPT_BOOTSTRAP, "Bootstrap resamples for the confidence intervals.", positive_int, 2000),
-    OptionDef(OPT_CACHE, "SQLite store of model calls (default: in pytest's cache dir); 'none' disables it.", str, metavar="PATH"),
-    OptionDef(OPT_REFRESH, "Ignore stored results for responses, verdicts or all (they are recomputed and replaced).", choice("responses", "verdicts", "all")),
-)
+def option(flag: str, help: str, convert: Callable[[str], Any] | None = None, default: Any = None, **kwargs: Any) -> Any:
+    """A :class:`Settings` field that is also a command-line option (and ini key): one edit adds both."""
+    opt = OptionDef(flag, help, convert, default, **kwargs)
+    value = _finish(opt, [] if opt.repeat else default)
+    if isinstance(value, (list, dict, set)):
+        raise TypeError(f"{flag}: a mutable default would be shared between Settings")
+    return field(default=value, metadata={"option": opt})
+
+
+def _finish(opt: OptionDef, value: Any) -> Any:
+    if opt.finish is not None:
+        return opt.finish(value)
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _path(value: Any) -> Path | None:
+    return Path(value).expanduser() if value else None
+
+
+def _unique(value: Any) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(value))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs from the configuration, validated, as plain values.
+
+    Each field is declared with :func:`option`, which makes it a command-line option with an ini twin;
+    :data:`OPTIONS` lists them in this order (the order of ``pytest --help``).
+    """
+
+    data: Path | None = option(OPT_DATA, f"SpecBench data directory (one folder per scenario); env {ENV_DATA}.", str, env=ENV_DATA, metavar="DIR", finish=_path)
+    scenarios: tuple[str, ...] = option(OPT_SCENARIOS, "Only these scenarios (comma list, e.g. Child,Code).", name_list, (), metavar="LIST", finish=lambda v: tuple(v or ()))
+    split: str = option(OPT_SPLIT, "Which prompts: unsafe, safe or all.", choice(*SPLIT_CHOICES), "all")
+    limit: int | None = option(OPT_LIMIT, "At most N cases, stratified by scenario and split (deterministic under --specbench-seed).", positive_int, metavar="N")
+    seed: int = option(OPT_SEED, "Seed for case sampling and for decoding.", non_negative_int, 0)
+    prompt: str = option(OPT_PROMPT, "What the model receives: the attack-enhanced prompt (adversarial) or the original intent.", choice(*PROMPT_CHOICES), "adversarial")
+    model: str = option(OPT_MODEL, f"Model under test as PROVIDER/NAME or a profile name (default {DEFAULT_MODEL}, offline).", model_ref, DEFAULT_MODEL)
+    model_config: Path | None = option(OPT_MODEL_CONFIG, "YAML file of model profiles (default: the shipped paper profiles).", str, metavar="PATH", finish=lambda v: Path(v) if v else None)
+    serve: bool = option(OPT_SERVE, "Start `vllm serve MODEL` per worker on its own GPUs and stop it at the end (vllm-server models).", None, False, switch=True)
+    gpus_per_worker: int = option(OPT_GPUS_PER_WORKER, "GPUs per xdist worker for vllm and --specbench-serve (tensor parallel when > 1).", positive_int, 1)
+    base_urls: tuple[str, ...] = option(OPT_BASE_URL, "OpenAI-compatible server URL; repeat for round-robin. Default OPENAI_BASE_URL.", str, repeat=True, metavar="URL")
+    #: None in the definition means "the model under test"; ``from_config`` fills it in.
+    judge: str = option(OPT_JUDGE, "Judge model as PROVIDER/NAME or a profile name (default: the model under test).", model_ref, finish=lambda v: v or "")
+    judge_base_urls: tuple[str, ...] = option(OPT_JUDGE_BASE_URL, "Judge server URL; repeatable (default: --specbench-base-url).", str, repeat=True, metavar="URL")
+    temperature: float | None = option(OPT_TEMPERATURE, "Sampling temperature of the model (default: the profile's, else the backend's; 0 in-process).", non_negative_float)
+    max_tokens: int | None = option(OPT_MAX_TOKENS, "Max completion tokens per model call (default: the profile's; else the server's, or in-process 4200, 8400 for thinking models).", positive_int)
+    judge_temperature: float | None = option(OPT_JUDGE_TEMPERATURE, "Judge temperature (default: the judge profile's, else 0 as in the paper).", non_negative_float)
+    judge_max_tokens: int | None = option(OPT_JUDGE_MAX_TOKENS, "Max completion tokens per judge call (default: the judge profile's; else as for the model).", positive_int)
+    methods: tuple[str, ...] = option(OPT_METHOD, "Deliberation method, or a comma list to compare (e.g. vanilla,align3).", name_list, ("vanilla",), finish=_unique)
+    method_opts: tuple[str, ...] = option(OPT_METHOD_OPT, "A method option NAME.KEY=VALUE (e.g. best_of_n.n=4); repeatable.", str, repeat=True, metavar="NAME.KEY=VALUE")
+    judge_format: str = option(OPT_JUDGE_FORMAT, "json (schema-constrained), json_object (llama.cpp server dialect) or tags (the paper's layout).", choice("json", "json_object", "tags"), "json")
+    judge_mode: str = option(OPT_JUDGE_MODE, "joint (all specs in one call) or sequential (one call per spec).", choice("joint", "sequential"), "joint")
+    judge_retries: int = option(OPT_JUDGE_RETRIES, "Re-asks when the judge's answer cannot be read.", non_negative_int, 2)
+    retries: int = option(OPT_RETRIES, "Re-sends of a failed request (429, 5xx, timeouts, connection errors).", non_negative_int, 3)
+    timeout: float = option(OPT_TIMEOUT, "Seconds before one HTTP request times out.", non_negative_float, 120.0)
+    http_client: str = option(OPT_HTTP_CLIENT, "HTTP client of OpenAI-compatible backends: aiohttp (fast) or openai (the official client).", choice(*HTTP_CLIENTS), HTTP_CLIENTS[0])
+    concurrency: int | None = option(OPT_CONCURRENCY, "Cases in flight per process (default: 8 for servers, 1 in-process).", positive_int)
+    n_ctx: int = option(OPT_N_CTX, "Context window for in-process llama.cpp models.", positive_int, 4096)
+    alpha: float = option(OPT_ALPHA, "Weight alpha in s = (1-Risk)(alpha + (1-alpha) r).", fraction, 0.3)
+    na: str = option(OPT_NA, "NA in r: paper (excluded from the denominator) or miss (counted as not YES, like the authors' code).", choice("paper", "miss"), "paper")
+    min_behavioral: float | None = option(OPT_MIN_BEHAVIORAL, "Fail a case whose behavioral score r is below this fraction.", fraction)
+    min_sar: tuple[Gate, ...] = option(OPT_MIN_SAR, "Gate: overall SAR (0.62) or one scenario's (Child:0.7); repeatable.", gate("SAR"), repeat=True, metavar="[SCENARIO:]X")
+    min_safety: tuple[Gate, ...] = option(OPT_MIN_SAFETY, "Gate on the safety score, like --specbench-min-sar; repeatable.", gate("safety"), repeat=True, metavar="[SCENARIO:]X")
+    report: Path | None = option(OPT_REPORT, "Write a JSON report of every case and the aggregates to PATH.", str, metavar="PATH", finish=lambda v: Path(v) if v else None)
+    html: Path | None = option(OPT_HTML, "Write a self-contained HTML report (figures, per-spec rates, every case) to PATH.", str, metavar="PATH", finish=lambda v: Path(v) if v else None)
+    csv: Path | None = option(OPT_CSV, "Write one row per (case, spec verdict) to PATH (.csv, or .parquet with pyarrow).", str, metavar="PATH", finish=lambda v: Path(v) if v else None)
+    gate_on: str = option(OPT_GATE_ON, "Gates compare the point estimate or the 95% bootstrap interval's lower bound.", choice("point", "lower"), "point")
+    baseline: Path | None = option(OPT_BASELINE, "A previous JSON report: show spec flips and ΔSAR, fail cases whose verdicts got worse.", str, metavar="PATH", finish=lambda v: Path(v) if v else None)
+    max_drop: float | None = option(OPT_MAX_DROP, "Gate: fail when SAR (overall or any scenario) fell by more than this against the baseline.", fraction)
+    bootstrap: int = option(OPT_BOOTSTRAP, "Bootstrap resamples for the confidence intervals.", positive_int, 2000)
+    cache: str | None = option(OPT_CACHE, "SQLite store of model calls (default: in pytest's cache dir); 'none' disables it.", str, metavar="PATH")
+    refresh: str | None = option(OPT_REFRESH, "Ignore stored results for responses, verdicts or all (they are recomputed and replaced).", choice("responses", "verdicts", "all"))
+
+    def __post_init__(self) -> None:
+        # The judge and its servers default to the model under test's.
+        if not self.judge:
+            object.__setattr__(self, "judge", self.model)
+        if not self.judge_base_urls:
+            object.__setattr__(self, "judge_base_urls", self.base_urls)
+
+    @property
+    def gates(self) -> tuple[Gate, ...]:
+        """Every gate: the SAR gates, then the safety gates."""
+        return self.min_sar + self.min_safety
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Settings:
+        return cls(**{name: _finish(opt, _value(config, opt)) for name, opt in _OPTION_FIELDS.items()})
+
+    def describe(self) -> dict[str, Any]:
+        """The settings that shape the numbers, for the summary header and the report."""
+        return {
+            "model": self.model,
+            "method": ",".join(self.methods),
+            "judge": self.judge,
+            "judge_format": self.judge_format,
+            "judge_mode": self.judge_mode,
+            "prompt": self.prompt,
+            "alpha": self.alpha,
+            "na_policy": self.na,
+            "seed": self.seed,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "judge_temperature": self.judge_temperature,
+            "gate_on": self.gate_on,
+        }
+
+
+def scenario_keys_unknown(gates: Sequence[Gate], known: Sequence[str]) -> list[Gate]:
+    return [g for g in gates if g.scenario is not None and g.scenario not in known]
+
+
+#: Settings field name -> its option, in declaration order.
+_OPTION_FIELDS: dict[str, OptionDef] = {f.name: f.metadata["option"] for f in fields(Settings) if "option" in f.metadata}
+#: Every option, in the order ``pytest --help`` lists them.
+OPTIONS: tuple[OptionDef, ...] = tuple(_OPTION_FIELDS.values())
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -281,118 +363,13 @@ def _value(config: pytest.Config, opt: OptionDef) -> Any:
         raise pytest.UsageError(f"{source}: {exc}") from None
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything a run needs from the configuration, validated, as plain values."""
+def given(config: pytest.Config) -> list[str]:
+    """The ``--specbench-*`` options set on the command line, in the environment or in the ini file.
 
-    data: Path | None
-    scenarios: tuple[str, ...]
-    split: str
-    limit: int | None
-    seed: int
-    prompt: str
-    model: str
-    base_urls: tuple[str, ...]
-    judge: str
-    judge_base_urls: tuple[str, ...]
-    temperature: float | None
-    max_tokens: int | None
-    judge_temperature: float
-    judge_max_tokens: int
-    methods: tuple[str, ...]
-    method_opts: tuple[str, ...]
-    judge_format: str
-    judge_mode: str
-    judge_retries: int
-    retries: int
-    timeout: float
-    concurrency: int | None
-    n_ctx: int
-    alpha: float
-    na: str
-    min_behavioral: float | None
-    gates: tuple[Gate, ...] = field(default_factory=tuple)
-    report: Path | None = None
-    cache: str | None = None
-    refresh: str | None = None
-    html: Path | None = None
-    csv: Path | None = None
-    gate_on: str = "point"
-    baseline: Path | None = None
-    max_drop: float | None = None
-    bootstrap: int = 2000
-    model_config: Path | None = None
-    serve: bool = False
-    gpus_per_worker: int = 1
-    http_client: str = HTTP_CLIENTS[0]
-
-    @classmethod
-    def from_config(cls, config: pytest.Config) -> Settings:
-        v = {opt.dest: _value(config, opt) for opt in OPTIONS}
-        data = v["specbench_data"]
-        base_urls = tuple(v["specbench_base_url"])
-        model = v["specbench_model"]
-        return cls(
-            data=Path(data).expanduser() if data else None,
-            scenarios=tuple(v["specbench_scenarios"] or ()),
-            split=v["specbench_split"],
-            limit=v["specbench_limit"],
-            seed=v["specbench_seed"],
-            prompt=v["specbench_prompt"],
-            model=model,
-            base_urls=base_urls,
-            judge=v["specbench_judge"] or model,
-            judge_base_urls=tuple(v["specbench_judge_base_url"]) or base_urls,
-            temperature=v["specbench_temperature"],
-            max_tokens=v["specbench_max_tokens"],
-            judge_temperature=v["specbench_judge_temperature"],
-            judge_max_tokens=v["specbench_judge_max_tokens"],
-            methods=tuple(dict.fromkeys(v["specbench_method"])),
-            method_opts=tuple(v["specbench_method_opt"]),
-            judge_format=v["specbench_judge_format"],
-            judge_mode=v["specbench_judge_mode"],
-            judge_retries=v["specbench_judge_retries"],
-            retries=v["specbench_retries"],
-            timeout=v["specbench_timeout"],
-            concurrency=v["specbench_concurrency"],
-            n_ctx=v["specbench_n_ctx"],
-            alpha=v["specbench_alpha"],
-            na=v["specbench_na"],
-            min_behavioral=v["specbench_min_behavioral"],
-            gates=tuple(v["specbench_min_sar"]) + tuple(v["specbench_min_safety"]),
-            report=Path(v["specbench_report"]) if v["specbench_report"] else None,
-            cache=v["specbench_cache"],
-            refresh=v["specbench_refresh"],
-            html=Path(v["specbench_html"]) if v["specbench_html"] else None,
-            csv=Path(v["specbench_csv"]) if v["specbench_csv"] else None,
-            gate_on=v["specbench_gate_on"],
-            baseline=Path(v["specbench_baseline"]) if v["specbench_baseline"] else None,
-            max_drop=v["specbench_max_drop"],
-            bootstrap=v["specbench_bootstrap"],
-            model_config=Path(v["specbench_model_config"]) if v["specbench_model_config"] else None,
-            serve=v["specbench_serve"],
-            gpus_per_worker=v["specbench_gpus_per_worker"],
-            http_client=v["specbench_http_client"],
-        )
-
-    def describe(self) -> dict[str, Any]:
-        """The settings that shape the numbers, for the summary header and the report."""
-        return {
-            "model": self.model,
-            "method": ",".join(self.methods),
-            "judge": self.judge,
-            "judge_format": self.judge_format,
-            "judge_mode": self.judge_mode,
-            "prompt": self.prompt,
-            "alpha": self.alpha,
-            "na_policy": self.na,
-            "seed": self.seed,
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-            "judge_temperature": self.judge_temperature,
-            "gate_on": self.gate_on,
-        }
-
-
-def scenario_keys_unknown(gates: Sequence[Gate], known: Sequence[str]) -> list[Gate]:
-    return [g for g in gates if g.scenario is not None and g.scenario not in known]
+    A run with none of them and no spec suite should cost nothing beyond registering the options.
+    """
+    out = []
+    for opt in OPTIONS:
+        if config.getoption(opt.dest, None) not in (None, False) or (opt.env and os.environ.get(opt.env)) or config.getini(opt.ini):
+            out.append(opt.flag)
+    return out

@@ -32,14 +32,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .backends.base import BackendSpec, Decoding
-from .errors import BackendUnavailable, ConfigError
-
-if TYPE_CHECKING:
-    from .backends import BackendRegistry
-    from .backends.base import Backend
+from .errors import ConfigError
 
 #: The profiles file shipped with the package.
 SHIPPED = "paper.yaml"
@@ -91,14 +87,18 @@ class Profile:
             extra["chat_template_kwargs"] = kwargs
         return Decoding(
             temperature=self.temperature if temperature is None else temperature,
-            max_tokens=max_tokens or self.max_tokens or Decoding.max_tokens,
+            max_tokens=max_tokens or self.max_tokens,
             seed=self.seed if seed is None else seed,
             top_p=self.top_p,
             extra=extra,
         )
 
     def backend_spec(self, **overrides: Any) -> BackendSpec:
-        """A :class:`BackendSpec` for this profile; ``overrides`` (timeout, max_retries, base_urls, …) win."""
+        """A :class:`BackendSpec` for this profile; ``overrides`` (timeout, max_retries, base_urls, …) win.
+
+        Backend options (``prefill_template``) are added by :func:`pytest_specbench.models.resolve_model`,
+        which knows from the provider's class whether it takes them.
+        """
         values: dict[str, Any] = {}
         if self.base_urls:
             values["base_urls"] = self.base_urls
@@ -106,44 +106,6 @@ class Profile:
             values["api_key_env"] = self.api_key_env
         values.update({k: v for k, v in overrides.items() if v not in (None, ())})
         return BackendSpec(self.provider, self.model, **values)
-
-    def backend_options(self) -> dict[str, Any]:
-        """Constructor keywords for template-aware backends (vllm-server, vllm); empty for others."""
-        if self.provider not in TEMPLATE_PROVIDERS:
-            return {}
-        options: dict[str, Any] = {}
-        if self.prefill_template:
-            options["prefill_template"] = self.prefill_template
-        return options
-
-    def create_backend(self, registry: BackendRegistry, spec: BackendSpec | None = None) -> Backend:
-        """Build this profile's backend, passing the profile's backend options where the class takes them.
-
-        Without options this is ``registry.create(spec)``. With options (a vLLM profile's
-        ``prefill_template``) the vLLM backend class is built directly, since a registry factory takes
-        only the spec.
-        """
-        import importlib
-
-        spec = spec or self.backend_spec()
-        options = self.backend_options()
-        if not options:
-            return registry.create(spec)
-        module_name, class_name = _TEMPLATE_BACKENDS[spec.provider]
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:  # pragma: no cover - both modules import only the standard library at load
-            raise BackendUnavailable(f"the {spec.provider} provider cannot be loaded ({exc})") from exc
-        backend: Backend = getattr(module, class_name)(spec, **options)
-        return backend
-
-
-#: provider -> (module, class) of the backends that accept ``prefill_template`` / ``chat_template_kwargs``.
-_TEMPLATE_BACKENDS = {
-    "vllm-server": ("pytest_specbench.backends.vllm_server", "VLLMServerBackend"),
-    "vllm": ("pytest_specbench.backends.vllm_engine", "VLLMEngineBackend"),
-}
-TEMPLATE_PROVIDERS = tuple(_TEMPLATE_BACKENDS)
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,6 @@ from typing import Any
 from .backends import BackendRegistry
 from .backends.base import Backend, BackendSpec, Decoding
 from .cache import CachedBackend, CallCache
-
-#: Completion budget per model call when neither the command line nor a profile sets one.
-DEFAULT_MAX_TOKENS = 512
 from .errors import BackendError, ConfigError, JudgeError, SpecbenchError
 from .judge import Judge, JudgeResult
 from .methods import Method, MethodContext, MethodRegistry, MethodResult, Selector
@@ -31,6 +28,9 @@ from .options import Settings
 from .redact import Redactor
 from .scoring import Score, score_verdicts
 from .suite import Case
+
+#: The judge's temperature when neither --specbench-judge-temperature nor its profile sets one (the paper's).
+JUDGE_TEMPERATURE = 0.0
 
 
 @dataclass(frozen=True)
@@ -133,31 +133,18 @@ class Engine:
 
     # ------------------------------------------------------------------------------------ plumbing
 
-    def _backend_spec(self, ref: str, urls: tuple[str, ...]) -> BackendSpec:
-        provider, _, name = ref.partition("/")
+    def role(self, ref: str, urls: tuple[str, ...], *, temperature: float | None, max_tokens: int | None, default_temperature: float | None = None) -> tuple[Backend, Decoding]:
+        """Backend and decoding for the model under test or the judge (see :func:`~pytest_specbench.models.resolve_model`)."""
+        from .models import resolve_model
+
         s = self.settings
-        return BackendSpec(provider, name, base_urls=urls, timeout=s.timeout, max_retries=s.retries, n_ctx=s.n_ctx, http_client=s.http_client)
-
-    def backend(self, ref: str, urls: tuple[str, ...]) -> Backend:
-        spec = self._backend_spec(ref, urls)
-        if spec not in self._instances:
-            self._instances[spec] = self.backends.create(spec)
-        return self._instances[spec]
-
-    def role(self, ref: str, urls: tuple[str, ...], *, temperature: float | None, max_tokens: int | None) -> tuple[Backend, Decoding]:
-        """Backend and decoding for the model under test or the judge: PROVIDER/NAME, or a profile name.
-
-        A profile brings its provider, model id, sampling and thinking switch; flags given on the command
-        line still win over it.
-        """
-        s = self.settings
-        if "/" in ref:
-            return self.backend(ref, urls), Decoding(temperature=temperature, max_tokens=max_tokens or DEFAULT_MAX_TOKENS, seed=s.seed)
-        profile = self.profiles.get(ref)
-        spec = profile.backend_spec(base_urls=urls, timeout=s.timeout, max_retries=s.retries, n_ctx=s.n_ctx, http_client=s.http_client)
-        if spec not in self._instances:
-            self._instances[spec] = profile.create_backend(self.backends, spec)
-        return self._instances[spec], profile.decoding(max_tokens=max_tokens, seed=s.seed, temperature=temperature)
+        resolved = resolve_model(
+            ref, self.backends, self.profiles, base_urls=urls, timeout=s.timeout, retries=s.retries, n_ctx=s.n_ctx,
+            http_client=s.http_client, temperature=temperature, max_tokens=max_tokens, seed=s.seed, default_temperature=default_temperature,
+        )
+        if resolved.spec not in self._instances:
+            self._instances[resolved.spec] = self.backends.create(resolved.spec)
+        return self._instances[resolved.spec], resolved.decoding
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -175,7 +162,9 @@ class Engine:
         s = self.settings
         try:
             self._model, decoding = self.role(s.model, s.base_urls, temperature=s.temperature, max_tokens=s.max_tokens)
-            judge_backend, judge_decoding = self.role(s.judge, s.judge_base_urls, temperature=s.judge_temperature, max_tokens=s.judge_max_tokens)
+            judge_backend, judge_decoding = self.role(
+                s.judge, s.judge_base_urls, temperature=s.judge_temperature, max_tokens=s.judge_max_tokens, default_temperature=JUDGE_TEMPERATURE
+            )
             methods = {name: self.methods.info(name) for name in s.methods}
             if self.cache_path is not None:
                 self.cache = CallCache(self.cache_path)
@@ -224,7 +213,7 @@ class Engine:
         if "/" not in ref and self.profiles is None:
             raise ConfigError(f"selector judge {ref!r}: write PROVIDER/NAME, or load the profile file that defines it with --specbench-model-config")
         urls = base_urls or (s.judge_base_urls if ref == s.judge else ())
-        backend, decoding = self.role(ref, urls, temperature=s.judge_temperature, max_tokens=s.judge_max_tokens)
+        backend, decoding = self.role(ref, urls, temperature=s.judge_temperature, max_tokens=s.judge_max_tokens, default_temperature=JUDGE_TEMPERATURE)
         if self.cache is not None:
             backend = CachedBackend(backend, self.cache, "verdicts", (s.refresh or "") in ("verdicts", "all"))
         judge = self._make_judge(backend, decoding)

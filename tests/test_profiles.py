@@ -11,6 +11,7 @@ from pytest_specbench.backends import BackendRegistry
 from pytest_specbench.backends.openai_compat import OpenAICompatBackend
 from pytest_specbench.backends.vllm_server import VLLMServerBackend
 from pytest_specbench.errors import ConfigError
+from pytest_specbench.models import resolve_model
 from pytest_specbench.profiles import load_profile, load_profiles
 
 # name -> (provider, model, temperature, top_p, top_k, min_p, thinking, max_tokens)
@@ -53,17 +54,20 @@ def test_a_profile_becomes_decoding_spec_and_backend():
         "seed": 3,
         "temperature": 0.0,
     }
-    spec = profile.backend_spec(base_urls=("http://127.0.0.1:8001/v1",), timeout=30.0)
+    registry = BackendRegistry()
+    spec = resolve_model("Qwen3-14B", registry, load_profiles(), base_urls=("http://127.0.0.1:8001/v1",), timeout=30.0).spec
     assert (spec.provider, spec.name, spec.base_urls, spec.timeout) == ("vllm-server", "Qwen/Qwen3-14B", ("http://127.0.0.1:8001/v1",), 30.0)
-    backend = profile.create_backend(BackendRegistry(), spec)
+    backend = registry.create(spec)  # the registry is the only factory; the template travels on the spec
     assert isinstance(backend, VLLMServerBackend) and backend.prefill_template == "chatml"
     asyncio.run(backend.aclose())
 
 
 def test_a_judge_profile_without_backend_options_goes_through_the_registry():
     profile = load_profile("GPT-4.1")
-    assert profile.backend_options() == {}
-    backend = profile.create_backend(BackendRegistry())
+    registry = BackendRegistry()
+    resolved = resolve_model("GPT-4.1", registry, load_profiles())
+    assert resolved.spec.options == ()
+    backend = registry.create(resolved.spec)
     assert type(backend) is OpenAICompatBackend and backend.spec.name == "gpt-4.1"
     assert profile.decoding().extra == {}
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_specbench.plugin import make_pipelined_scheduler
-
 pytest.importorskip("xdist")
+
+from pytest_specbench.xdist_scheduler import PipelinedLoadScheduling  # noqa: E402
 
 
 class Worker:
@@ -37,7 +37,7 @@ def drive(pytester: pytest.Pytester, nodeids: list[str], depth: int, dataset: bo
     still unassigned.
     """
     config = pytester.parseconfig("-p", "xdist", "--tx", "2*popen")
-    sched = make_pipelined_scheduler(config, None, depth=depth, dataset=dataset)
+    sched = PipelinedLoadScheduling(config, None, depth=depth, dataset=dataset)
     workers = [Worker("gw0"), Worker("gw1")]
     for w in workers:
         sched.add_node(w)

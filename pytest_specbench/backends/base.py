@@ -32,13 +32,23 @@ RETRY_AFTER_CAP_S = 60.0
 JITTER_FRACTION = 0.25
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 
+# Completion budgets of the paper's set-up, used only where the plugin must choose one (an in-process
+# engine has no server default to fall back on): instruct models, and models that think before answering.
+INSTRUCT_MAX_TOKENS = 4200
+REASONING_MAX_TOKENS = 8400
+
 
 @dataclass(frozen=True)
 class Decoding:
-    """Sampling settings for one role (the model under test, or the judge)."""
+    """Sampling settings for one role (the model under test, or the judge).
+
+    ``None`` means "not set": the server's default applies (an HTTP backend leaves the field out of the
+    request). In-process backends never see ``max_tokens=None`` from a run: the resolver
+    (:func:`pytest_specbench.models.resolve_model`) gives them the paper's budget.
+    """
 
     temperature: float | None = None
-    max_tokens: int = 512
+    max_tokens: int | None = None
     seed: int | None = None
     top_p: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -133,6 +143,13 @@ class BackendSpec:
     n_ctx: int = 4096
     #: The HTTP transport of OpenAI-compatible backends (see :mod:`pytest_specbench.backends.http`).
     http_client: str = HTTP_CLIENTS[0]
+    #: Constructor options of the backend class, as sorted (key, value) pairs so the spec stays hashable:
+    #: e.g. ``(("prefill_template", "chatml"),)`` from a vLLM profile. Only classes with
+    #: ``supports_thinking_template`` receive them; see :meth:`option`.
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def option(self, key: str, default: Any = None) -> Any:
+        return dict(self.options).get(key, default)
 
     @property
     def label(self) -> str:
@@ -150,6 +167,12 @@ class Backend(abc.ABC):
     supports_prefill: ClassVar[bool] = False
     #: Can constrain output to a JSON Schema (the judge's structured format).
     supports_json_schema: ClassVar[bool] = False
+    #: Renders prompts with a chosen chat template (``prefill_template`` option) and thinking switches.
+    supports_thinking_template: ClassVar[bool] = False
+    #: Sends requests over an HTTP transport (:mod:`pytest_specbench.backends.http`), which a worker may preload.
+    uses_http: ClassVar[bool] = False
+    #: Runs in this process, with no server default for the completion budget: a run must choose one.
+    needs_max_tokens: ClassVar[bool] = False
     #: In-flight requests that make sense; in-process engines serialise calls themselves.
     default_concurrency: ClassVar[int] = 8
 

@@ -54,6 +54,7 @@ class LlamaCppBackend(Backend):
     provider = "llamacpp"
     supports_json_schema = True
     supports_prefill = True
+    needs_max_tokens = True
     default_concurrency = 1
 
     def __init__(self, spec: BackendSpec):

@@ -25,6 +25,7 @@ class OpenAICompatBackend(Backend):
 
     provider = "openai"
     supports_json_schema = True
+    uses_http = True
     default_concurrency = 8
 
     def __init__(self, spec: BackendSpec):
@@ -48,7 +49,9 @@ class OpenAICompatBackend(Backend):
         """The JSON body of a chat-completions request; vendor fields (``Decoding.extra``, prefill switches) at top level."""
         d = request.decoding
         messages = [dict(m) for m in request.messages]
-        body: dict[str, Any] = {"model": self.spec.name, "messages": messages, "max_tokens": d.max_tokens}
+        body: dict[str, Any] = {"model": self.spec.name, "messages": messages}
+        if d.max_tokens is not None:  # unset: the server's own limit (what is left of the context window)
+            body["max_tokens"] = d.max_tokens
         extra: dict[str, Any] = dict(d.extra)
         if d.temperature is not None:
             body["temperature"] = d.temperature

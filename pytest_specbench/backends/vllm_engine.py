@@ -40,7 +40,7 @@ from ..templates import (
     render_prompt,
 )
 from ..templates import join_prefill as _join_prefill
-from .base import Backend, BackendSpec, Completion, GenerationRequest
+from .base import INSTRUCT_MAX_TOKENS, Backend, BackendSpec, Completion, GenerationRequest
 
 INSTALL_HINT = 'pip install "pytest-specbench[vllm]"'
 #: Set by :func:`pin_gpus`: how many GPUs this worker owns, i.e. the engine's tensor-parallel size.
@@ -191,6 +191,8 @@ class VLLMEngineBackend(Backend):
     provider = "vllm"
     supports_prefill = True
     supports_json_schema = True
+    supports_thinking_template = True
+    needs_max_tokens = True
     default_concurrency = 256
 
     def __init__(
@@ -204,7 +206,7 @@ class VLLMEngineBackend(Backend):
         super().__init__(spec)
         if importlib.util.find_spec("vllm") is None:
             raise BackendUnavailable(f"the vllm provider needs vLLM (and a CUDA GPU): {INSTALL_HINT}")
-        self.prefill_template = prefill_template or SERVER_TEMPLATE
+        self.prefill_template = prefill_template or spec.option("prefill_template") or SERVER_TEMPLATE
         self._template_source = None if self.prefill_template == SERVER_TEMPLATE else load_template(self.prefill_template)
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self.engine_kwargs = dict(engine_kwargs or {})
@@ -253,7 +255,7 @@ class VLLMEngineBackend(Backend):
         defaults = llm.get_default_sampling_params() if hasattr(llm, "get_default_sampling_params") else None
         if defaults is not None:
             fields.update({k: getattr(defaults, k) for k in ("temperature", "top_p", "top_k", "min_p", "repetition_penalty") if hasattr(defaults, k)})
-        fields["max_tokens"] = d.max_tokens  # SamplingParams defaults to 16
+        fields["max_tokens"] = d.max_tokens or INSTRUCT_MAX_TOKENS  # SamplingParams defaults to 16
         if d.temperature is not None:
             fields["temperature"] = d.temperature
         if d.top_p is not None:

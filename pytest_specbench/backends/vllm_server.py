@@ -11,7 +11,7 @@ A thin subclass of :class:`OpenAICompatBackend`: the transport, retries and roun
   - a template name or file (``"chatml"``, ``"llama3"``, ``"deepseek-r1"``, ``path.jinja``): we render
     the prompt ourselves (:mod:`pytest_specbench.templates`) and send it to ``/v1/completions`` with
     ``add_special_tokens: false`` (the rendered text already holds any BOS) and an explicit
-    ``max_tokens`` (the route's default is 16).
+    ``max_tokens`` (the route's default is 16; an unset budget becomes the paper's 8,400 for thinking models).
 
   The second route exists because Qwen3's chat template wraps the *final* assistant turn in its own
   think block: with ``continue_final_message`` a prefilled ``<think>…`` lands after an empty, closed
@@ -41,7 +41,7 @@ from ..templates import (
     load_template,
     render_prefill_prompt,
 )
-from .base import BackendSpec, Completion, GenerationRequest
+from .base import REASONING_MAX_TOKENS, BackendSpec, Completion, GenerationRequest
 from .openai_compat import OpenAICompatBackend, _usage
 
 #: Where ``vllm serve`` listens unless told otherwise; used when no base URL is given.
@@ -60,6 +60,7 @@ class VLLMServerBackend(OpenAICompatBackend):
     provider = "vllm-server"
     supports_prefill = True
     supports_json_schema = True
+    supports_thinking_template = True
     #: vLLM batches whatever is in flight; more concurrent requests mean larger batches.
     default_concurrency = 32
 
@@ -67,7 +68,7 @@ class VLLMServerBackend(OpenAICompatBackend):
         if not spec.base_urls:
             spec = replace(spec, base_urls=(os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL,))
         super().__init__(spec)
-        self.prefill_template = prefill_template or guess_prefill_template(spec.name)
+        self.prefill_template = prefill_template or spec.option("prefill_template") or guess_prefill_template(spec.name)
         # Read the template now, so a bad name or path fails at setup rather than at the first case.
         self._template_source = None if self.prefill_template == SERVER_TEMPLATE else load_template(self.prefill_template)
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
@@ -108,6 +109,9 @@ class VLLMServerBackend(OpenAICompatBackend):
         body: dict[str, Any] = {k: v for k, v in chat.items() if k != "messages" and k not in CHAT_ONLY_FIELDS}
         body["prompt"] = prompt
         body["add_special_tokens"] = False
+        # This route's server default is 16 tokens, so an unset budget cannot be left to the server; the
+        # route continues a thought (prefill), so it gets the paper's budget for models that think.
+        body.setdefault("max_tokens", REASONING_MAX_TOKENS)
         if request.json_schema is not None:
             body["structured_outputs"] = {"json": dict(request.json_schema)}
         return body

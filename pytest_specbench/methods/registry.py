@@ -14,7 +14,6 @@ Built-in methods are registered the same way a plugin registers its own in a ``c
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -178,17 +177,9 @@ def require_capability(method: str, need: str, backend: Backend) -> None:
 @cache
 def capable_providers(flag: str) -> tuple[str, ...]:
     """Built-in providers whose backend class sets ``flag``; read from the classes, so never out of date."""
-    from ..backends import BUILTIN_PROVIDERS
+    from ..backends import builtin_providers_with
 
-    able = []
-    for provider, (module, cls, _) in BUILTIN_PROVIDERS.items():
-        try:
-            backend_class = getattr(importlib.import_module(module), cls)
-        except ImportError:  # these modules import their optional dependencies lazily; be safe anyway
-            continue
-        if getattr(backend_class, flag, False):
-            able.append(provider)
-    return tuple(sorted(able))
+    return tuple(builtin_providers_with(flag))
 
 
 def register_builtin_methods(registry: MethodRegistry) -> None:

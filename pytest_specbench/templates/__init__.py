@@ -55,6 +55,16 @@ def guess_prefill_template(model: str) -> str:
     return SERVER_TEMPLATE
 
 
+def thinks_by_default(model: str) -> bool:
+    """Whether a model, judged from its name, thinks before it answers unless told not to.
+
+    Qwen3 (its template's ``enable_thinking`` defaults to on), QwQ and the DeepSeek-R1 family do; the
+    resolver gives such models the paper's reasoning budget where it must choose one.
+    """
+    name = model.lower()
+    return any(key in name for key in ("qwen3", "qwq", "deepseek-r1", "deepseek_r1"))
+
+
 def load_template(name_or_path: str) -> str:
     """The Jinja source of a shipped layout (by name) or of a ``.jinja`` file."""
     if name_or_path in NAMED_TEMPLATES:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..backends import BackendRegistry
-from ..backends.base import Backend, BackendSpec
+from ..backends.base import Backend
 from ..errors import ConfigError
 from .errors import InputError
 from .store import cache_root
@@ -100,6 +100,41 @@ def parse_model(ref: str, option: str = "--model") -> tuple[str, str]:
     return provider, name
 
 
+def load_plugins(names: Sequence[str]) -> BackendRegistry:
+    """The backend registry, with what the named plugin modules add through ``pytest_specbench_add_backends``.
+
+    The same hook a ``pytest -p NAME`` run calls, so a provider that a plugin module (or an installed
+    plugin's module) registers for pytest is available to ``specbench -p NAME synthesize …`` too.
+    """
+    registry = BackendRegistry()
+    if not names:
+        return registry
+    import importlib
+
+    import pluggy
+
+    from .. import hookspec
+
+    class Manager(pluggy.PluginManager):
+        def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+            # pytest takes any ``pytest_*`` function as a hook implementation, decorated or not; so do we
+            opts = super().parse_hookimpl_opts(plugin, name)
+            if opts is None and name.startswith("pytest_specbench_") and callable(getattr(plugin, name, None)):
+                return {}
+            return opts
+
+    manager = Manager("pytest")
+    manager.add_hookspecs(hookspec)
+    for name in dict.fromkeys(names):
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            raise InputError(f"-p {name}: the plugin module cannot be imported ({exc}); it must be on the import path, as for pytest -p") from exc
+        manager.register(module, name)
+    manager.hook.pytest_specbench_add_backends(registry=registry)
+    return registry
+
+
 def make_backend(
     ref: str,
     base_urls: Sequence[str] = (),
@@ -108,14 +143,30 @@ def make_backend(
     retries: int = 3,
     n_ctx: int = 4096,
     option: str = "--model",
+    registry: BackendRegistry | None = None,
+    profiles: Path | None = None,
+    http_client: str | None = None,
 ) -> Backend:
-    """The backend named ``PROVIDER/NAME`` from the plugin's registry (what ``--model`` names)."""
-    provider, name = parse_model(ref, option)
-    spec = BackendSpec(provider, name, base_urls=tuple(base_urls), timeout=timeout, max_retries=retries, n_ctx=n_ctx)
+    """The backend ``--model`` names (``PROVIDER/NAME`` or a profile), built the way a pytest run builds it.
+
+    ``registry`` carries providers added by plugins (:func:`load_plugins`); ``profiles`` is a profiles
+    file (default: the shipped one, read only when ``ref`` names a profile).
+    """
+    from ..backends.http import HTTP_CLIENTS
+    from ..models import is_profile_ref, resolve_model
+
+    registry = registry or BackendRegistry()
     try:
-        return BackendRegistry().create(spec)
+        loaded = None
+        if is_profile_ref(ref) or profiles is not None:
+            from ..profiles import load_profiles
+
+            loaded = load_profiles(profiles)
+        resolved = resolve_model(ref, registry, loaded, base_urls=tuple(base_urls), timeout=timeout, retries=retries, n_ctx=n_ctx, http_client=http_client or HTTP_CLIENTS[0])
+        return registry.create(resolved.spec)
     except ConfigError as exc:
-        raise InputError(f"{option}: {exc}") from exc
+        hint = "; write PROVIDER/NAME, e.g. llamacpp/smollm2 (embedded, offline) or openai/gpt-4.1, or a profile name" if is_profile_ref(ref) else ""
+        raise InputError(f"{option} {ref!r}: {exc}{hint}") from exc
 
 
 def cached(backend: Backend, cache: Any, kind: str = "responses") -> Backend:

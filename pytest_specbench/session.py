@@ -1,0 +1,545 @@
+"""The per-run session: what one pytest process knows and does for SpecBench from configure to exit.
+
+Data flow, which is the same with and without pytest-xdist:
+
+1. each process collects the same items (:mod:`pytest_specbench.collection`);
+2. a test's setup waits for its case's outcome from the :class:`~pytest_specbench.runner.Engine`;
+   a case that cannot be scored (server down, unreadable judge) errors there with the reason;
+3. the outcome travels as one JSON string in the report's ``user_properties`` (one C-speed encode
+   instead of execnet serialising a nested dict, about 5x cheaper per case under xdist);
+4. the controlling process collects those dicts from the reports it logs, then prints the summary,
+   writes the JSON report and applies the gates.
+
+Work happens in three steps so that a project without spec cases pays nothing: :meth:`check`
+(registries, profiles, method options: at configure when a ``--specbench-*`` option is given, else once
+spec cases are collected), :meth:`start` (managed servers, HTTP-client preload, the call store: only
+once cases are collected), and the engine (on the first case).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from . import options as opts
+from .distributed import Role, WorkerQueue, role
+
+if TYPE_CHECKING:
+    import threading
+
+    from .runconfig import RunConfig
+    from .runner import CaseOutcome, Engine
+    from .suite import Case
+
+PLUGIN_NAME = "specbench-session"
+RECORD_KEY = "specbench"
+OUTCOME_KEY = pytest.StashKey["CaseOutcome"]()
+RECORD_STASH = pytest.StashKey[dict]()
+#: What the controller's session finish imports to aggregate and report (numpy among them).
+REPORTING_MODULES = ("pytest_specbench.reporting.stats", "pytest_specbench.reporting.tables", "pytest_specbench.summary")
+
+
+def session_of(config: pytest.Config) -> SpecbenchSession:
+    plugin = config.pluginmanager.get_plugin(PLUGIN_NAME)
+    assert isinstance(plugin, SpecbenchSession)
+    return plugin
+
+
+class SpecbenchSession:
+    """Per-process state: settings, registries, the engine, and (on the controller) the records."""
+
+    def __init__(self, config: pytest.Config, run: RunConfig):
+        from .redact import Redactor
+
+        self.config = config
+        self.run = run
+        self.settings = run.settings
+        self.role: Role = role(config)
+        self.backends: Any = None
+        self.methods: Any = None
+        self.method_options: dict[str, dict[str, Any]] = {}
+        self.method_labels: dict[str, str] = {}
+        self.profiles: Any = None
+        self.server: Any = None
+        self.redactor = Redactor()
+        self.redactor.add_env("OPENAI_API_KEY")
+        self.records: list[dict[str, Any]] = []
+        self.collected_scenarios: set[str] = set()
+        self.has_cases = False
+        self.gate_results: list[tuple[opts.Gate, float | None, bool]] = []
+        self.baseline: Any = None
+        self.spec_texts: dict[str, dict[str, str]] = {}
+        self.intervals: list[Any] = []
+        self.deltas: list[Any] = []
+        self.comparison: Any = None
+        self.progress = Progress()
+        #: Why the run ended before every case finished (Ctrl-C, a crashed xdist worker); None otherwise.
+        self.stopped: str | None = None
+        #: Under xdist the controller's case total counts every test id, not only SpecBench cases.
+        self.under_xdist = self.role == "controller"
+        self._engine: Engine | None = None
+        self._queue = WorkerQueue(config)
+        self._seen: set[tuple[str, Any, str]] = set()
+        self._specs_sent: set[str] = set()
+        self._checked = False
+        self._started = False
+        self._cache_path: Path | None = run.cache_path
+        self._frozen = False
+        self._warmup: threading.Thread | None = None
+
+    @property
+    def is_worker(self) -> bool:
+        return self.role == "worker"
+
+    # ------------------------------------------------------------------------------------ set-up steps
+
+    def load_profiles(self) -> None:
+        """Read the profiles file when a role names a profile or a file is given (YAML is imported only then)."""
+        from .models import is_profile_ref
+
+        s = self.settings
+        if self.profiles is not None or not (is_profile_ref(s.model) or is_profile_ref(s.judge) or s.model_config is not None):
+            return
+        from .profiles import load_profiles
+
+        path = s.model_config
+        self.profiles = load_profiles(self.config.invocation_params.dir / path if path is not None else None)
+        # a profile may read its key from another variable: scrub that value too
+        self.redactor.add_env(*(p.api_key_env for p in self.profiles.profiles.values() if p.api_key_env))
+
+    def check(self) -> None:
+        """Registries (with the hooks' additions), providers, methods and their options; once per process."""
+        if self._checked:
+            return
+        self._checked = True
+        from .backends import BackendRegistry
+        from .errors import ConfigError
+        from .methods import MethodRegistry
+        from .models import provider_of
+
+        self.backends = BackendRegistry()
+        self.methods = MethodRegistry()
+        self.config.hook.pytest_specbench_add_backends(registry=self.backends)
+        self.config.hook.pytest_specbench_add_methods(registry=self.methods)
+        s = self.settings
+        try:
+            self.load_profiles()
+            file_options = {k: dict(v) for k, v in self.profiles.method_options.items()} if self.profiles is not None else {}
+            for ref in (s.model, s.judge):
+                self.backends.check(provider_of(ref, self.profiles))
+            for name in s.methods:
+                self.methods.get(name)
+            from .methods.registry import capabilities_of
+
+            from .errors import BackendUnavailable
+
+            try:
+                model_can = capabilities_of(self.backends.backend_class(provider_of(s.model, self.profiles)))
+            except BackendUnavailable:  # it fails again, with its install hint, when the run builds it
+                model_can = frozenset()
+            self.method_options = _method_options(s, self.methods, file_options, model_can)
+            self.method_labels = {name: self.methods.label(name, self.method_options[name]) for name in s.methods}
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        if s.baseline is not None:
+            from .reporting.baseline import Baseline, BaselineError
+
+            try:
+                self.baseline = Baseline.load(self.config.invocation_params.dir / s.baseline)
+            except BaselineError as exc:
+                raise pytest.UsageError(f"{opts.OPT_BASELINE}: {exc}") from None
+
+    def pin_gpus(self) -> None:
+        """On an xdist worker of an in-process vLLM run, pick this worker's GPUs before anything imports CUDA."""
+        from .models import provider_of
+
+        if not self.is_worker or provider_of(self.settings.model, self.profiles) != "vllm":
+            return
+        import os
+
+        from .backends.vllm_engine import pin_gpus
+        from .distributed import worker_index
+        from .errors import ConfigError
+
+        try:
+            pin_gpus(worker_index(self.config), self.settings.gpus_per_worker, os.environ)
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    def start(self) -> None:
+        """What only a run with cases needs: managed servers, the HTTP-client preload, a usable call store."""
+        if self._started or self.config.option.collectonly:
+            return
+        self._started = True
+        self.check()
+        from .models import provider_of
+
+        s = self.settings
+        if self.role != "controller":
+            self._start_serving()
+        if self.is_worker:
+            self.backends.preload({provider_of(ref, self.profiles) for ref in (s.model, s.judge)}, s.http_client)
+        else:
+            self.check_cache()
+
+    def check_cache(self) -> None:
+        """Open and close the call store once, so a broken file is one usage error rather than an error per case."""
+        path = self.cache_path
+        if path is None:
+            return
+        from .cache import CallCache
+        from .errors import ConfigError
+
+        try:
+            CallCache(path).close()
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    @property
+    def cache_path(self) -> Path | None:
+        """The call store's file; the default one in pytest's cache folder is made on first use."""
+        if self._cache_path is None and self.run.cache_in_pytest_dir:
+            cache = getattr(self.config, "cache", None)
+            if cache is not None:
+                from .runconfig import CACHE_FILE, CACHE_FOLDER
+
+                self._cache_path = cache.mkdir(CACHE_FOLDER) / CACHE_FILE
+        return self._cache_path
+
+    def _start_serving(self) -> None:
+        """Start this process's managed vLLM server (``--specbench-serve``) and point both roles at it."""
+        s = self.settings
+        if not s.serve:
+            return
+        from dataclasses import replace
+
+        from .distributed import worker_index
+        from .errors import SpecbenchError
+        from .models import model_name
+        from .serve import serve_for_worker
+
+        try:
+            self.server = serve_for_worker(model_name(s.model, self.profiles), worker_index(self.config), s.gpus_per_worker).start()
+        except SpecbenchError as exc:
+            raise pytest.UsageError(f"{opts.OPT_SERVE}: {exc}") from None
+        urls = (self.server.base_url,)
+        self.settings = replace(s, base_urls=urls, judge_base_urls=urls if s.judge == s.model else s.judge_base_urls)
+
+    def cases_collected(self, cases: list[Case]) -> None:
+        """After collection: count the cases; with any, check the set-up, the gates and the baseline, then start."""
+        self.progress.total = len(cases)
+        self.collected_scenarios = {c.scenario.key for c in cases}
+        self.has_cases = bool(cases)
+        if not self.has_cases:
+            return
+        self.check()
+        if self.baseline is not None and not self.is_worker:
+            from .reporting.baseline import BaselineError
+
+            try:
+                self.baseline.check_suite([(c.scenario.key, c.case_id) for c in cases], {c.scenario.key: [sp.id for sp in c.scenario.specs] for c in cases})
+            except BaselineError as exc:
+                raise pytest.UsageError(f"{opts.OPT_BASELINE}: {exc}") from None
+        unknown = opts.scenario_keys_unknown(self.settings.gates, sorted(self.collected_scenarios))
+        if unknown and not self.is_worker:
+            names = ", ".join(sorted(self.collected_scenarios))
+            raise pytest.UsageError(f"gate {unknown[0].label} names scenario {unknown[0].scenario!r}, which is not among the collected scenarios ({names})")
+        self.start()
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from .runner import Engine
+
+            self.start()
+            self._engine = Engine(
+                self.settings,
+                self.backends,
+                self.methods,
+                self.redactor,
+                cache_path=self.cache_path,
+                method_options=self.method_options,
+                profiles=self.profiles,
+            )
+        return self._engine
+
+    def describe(self) -> dict[str, Any]:
+        """The settings that shape the numbers, with the decoding each role actually used."""
+        described = self.settings.describe()
+        try:
+            self.check()  # an xdist controller of a run without options has not needed the registries yet
+        except pytest.UsageError:
+            return described
+        from .errors import ConfigError
+        from .models import resolve_model
+        from .runner import JUDGE_TEMPERATURE
+
+        s = self.settings
+        try:
+            model = resolve_model(s.model, self.backends, self.profiles, temperature=s.temperature, max_tokens=s.max_tokens)
+            judge = resolve_model(
+                s.judge, self.backends, self.profiles, temperature=s.judge_temperature, max_tokens=s.judge_max_tokens, default_temperature=JUDGE_TEMPERATURE
+            )
+        except ConfigError:  # reported where the run was set up; the summary keeps the flags as given
+            return described
+        described.update(max_tokens=model.decoding.max_tokens, temperature=model.decoding.temperature, judge_temperature=judge.decoding.temperature)
+        return described
+
+    # ------------------------------------------------------------------------------------------ exit
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        if self._frozen or self.records:
+            self._freeze_leftovers()
+
+    @staticmethod
+    def _freeze_leftovers() -> None:
+        """Collect once, then freeze what is still alive, before pytest's clean-up and the interpreter's exit collect.
+
+        After a run the heap holds every report, record and outcome. pytest's clean-up then collects (five
+        times before pytest 9.1, once since) so that finalizers run while it still reports unraisable
+        exceptions, and the interpreter collects again as it exits: after a 1,500-case ``-n 2`` run the
+        controller spent 0.6 s between ``atexit`` and its exit, 0.05 s with this. Collecting first keeps
+        pytest's purpose (garbage and its finalizers are dealt with now, while pytest's hook still reports
+        them); freezing the survivors leaves the later walks almost nothing to visit. Frozen objects are
+        still freed by reference counting.
+        """
+        import gc
+
+        gc.collect()
+        gc.freeze()
+
+    # ----------------------------------------------------------------------------------------- running
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        """Schedule every case up front (bounded by the concurrency limit) so they overlap in flight."""
+        if session.config.option.collectonly or self.is_worker or not self.has_cases:
+            return
+        from .collection import item_case
+
+        for item in session.items:
+            found = item_case(item)
+            if found is not None:
+                self.engine.submit(*found)
+        self._freeze_heap()
+        from .warmup import import_in_background
+
+        # needed by pytest_sessionfinish; importing numpy there would add ~0.1 s after the last answer
+        self._warmup = import_in_background(REPORTING_MODULES)
+
+    def _freeze_heap(self) -> None:
+        """Once the backends are built and every case is scheduled, move what exists to gc's permanent generation.
+
+        By then the heap is almost all long-lived: modules (the openai client's pydantic types alone are
+        ~60k objects), plugins, collected items. Every full collection would walk all of it again — during
+        the run and five times more in pytest's unraisable-exception cleanup; freezing measured about 10%
+        less CPU for a CPU-bound 1,500-case run here. Only objects alive now are frozen; what tests create
+        later is collected as usual, and frozen objects are still freed by reference counting.
+        """
+        if self._frozen or self._engine is None:
+            return
+        import gc
+
+        self._frozen = True
+        gc.freeze()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        """On an xdist worker, schedule the cases queued for this worker so they are in flight together."""
+        if not self.is_worker or not self.has_cases:
+            return
+        from .collection import item_case
+
+        for queued in [item, *self._queue.items(item.session), nextitem]:
+            found = item_case(queued) if queued is not None else None
+            if found is not None:
+                self.engine.submit(*found)
+        self._freeze_heap()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        report = yield
+        outcome = item.stash.get(OUTCOME_KEY, None)
+        if outcome is not None and (call.when == "call" or (call.when == "setup" and report.failed)):
+            record = dict(self.record(item, outcome))
+            record["outcome"] = "error" if call.when == "setup" else report.outcome
+            scenario = outcome.case.scenario
+            if scenario.origin not in self._specs_sent:  # spec texts travel once per scenario and process
+                self._specs_sent.add(scenario.origin)
+                record["scenario_specs"] = {sp.id: sp.text for sp in scenario.specs}
+            report.user_properties.append((RECORD_KEY, json.dumps(record, ensure_ascii=False, default=str)))
+            if outcome.score is not None:  # small scalars on the item reach every report, JUnit's included
+                item.user_properties += [
+                    ("specbench_s", round(outcome.score.s, 6)),
+                    ("specbench_risk", outcome.score.risk),
+                    ("specbench_r", round(outcome.score.r, 6)),
+                    ("specbench_violated", ",".join(outcome.score.violated)),
+                ]
+        return report
+
+    def record(self, item: pytest.Item, outcome: CaseOutcome) -> dict[str, Any]:
+        """The case's plain record, built once per item."""
+        record = item.stash.get(RECORD_STASH, None)
+        if record is None:
+            record = outcome.to_record(self.redactor)
+            record["nodeid"] = item.nodeid
+            item.stash[RECORD_STASH] = record
+        return record
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.is_worker:
+            return
+        for name, text in report.user_properties:
+            if name == RECORD_KEY and isinstance(text, str):
+                value = json.loads(text)
+                specs = value.pop("scenario_specs", None)
+                if specs:
+                    self.spec_texts.setdefault(value["scenario"], dict(specs))
+                key = (value["group"], value.get("suite"), value["case_id"])
+                if key in self._seen:  # the same case asserted by several tests counts once
+                    continue
+                self._seen.add(key)
+                self.records.append(value)
+                line = self.progress.update(value, self._engine.in_flight if self._engine is not None else None)
+                if line and self.config.get_verbosity() >= 0:
+                    reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+                    if reporter is not None:
+                        reporter.write_line(line)
+
+    # ------------------------------------------------------------------------------------------ finish
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self._engine is not None:
+            self._engine.close()
+        if self._warmup is not None:
+            # no import may still be running once the session ends (pytester restores sys.modules then)
+            self._warmup.join()
+            self._warmup = None
+        if self.is_worker or not self.records:
+            return
+        from .reporting.stats import bootstrap_summary, paired_deltas
+        from .reporting.tables import spec_rates
+        from .summary import build_report, evaluate_gates, write_report
+
+        st = self.settings
+        self.intervals = bootstrap_summary(self.records, resamples=st.bootstrap, seed=st.seed)
+        self.gate_results = evaluate_gates(st.gates, self.records, self.intervals, on=st.gate_on)
+        self.deltas = paired_deltas(self.records, resamples=st.bootstrap, seed=st.seed) if len({r["group"] for r in self.records}) > 1 else []
+        failed = any(not g.passed for g in self.gate_results)
+        if self.baseline is not None:
+            self.comparison = self.baseline.compare(self.records, settings=self.describe(), resamples=st.bootstrap, seed=st.seed)
+            failed = failed or (st.max_drop is not None and bool(self.comparison.drops(st.max_drop)))
+        if failed and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if st.report is None and st.html is None and st.csv is None:
+            return
+        extras = {
+            "intervals": [cell.to_dict() for cell in self.intervals],
+            "paired_deltas": [d.to_dict() for d in self.deltas],
+            "spec_rates": [r.to_dict() for r in spec_rates(self.records)],
+        }
+        report = build_report(self.describe(), self.records, self.gate_results, extras, self.spec_texts, self.comparison)
+        base = self.config.invocation_params.dir
+        if st.report is not None:
+            write_report(base / st.report, report)
+        if st.html is not None:
+            from .reporting.html import write_html
+
+            write_html(report, base / st.html, self.spec_texts, resamples=st.bootstrap)
+        if st.csv is not None:
+            from .reporting.tables import write_table
+
+            write_table(self.records, base / st.csv, self.spec_texts)
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        # pytest stops for collection errors and -x with a KeyboardInterrupt subclass: only Ctrl-C counts here
+        if not excinfo.errisinstance(pytest.Session.Interrupted) and (self._engine is not None or self.records):
+            self.stopped = "it was interrupted"
+
+    def kept_line(self) -> str | None:
+        """After a run stopped early, say what survived and what a re-run will redo."""
+        if self.stopped is None:
+            return None
+        done = len(self.records)
+        of = f" of {self.progress.total}" if self.progress.total and not self.under_xdist else ""
+        path = self.cache_path
+        if path is None:
+            where = "no call cache was in use, so a re-run starts over"
+        else:
+            where = f"their calls are stored in {path}, so the same command run again redoes only the unfinished cases"
+        return f"specbench: the run stopped early ({self.stopped}); {done}{of} finished case(s) are kept in this summary and its reports; {where}."
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.is_worker:
+            return
+        kept = self.kept_line()
+        if kept is not None:
+            terminalreporter.write_line(kept, yellow=True, bold=True)
+        if not self.records:
+            return
+        from .summary import render_summary
+
+        lines = render_summary(self.describe(), self.records, self.gate_results, self.intervals, self.comparison, self.settings.max_drop, self.deltas)
+        for line in lines:
+            if line.startswith("="):
+                terminalreporter.write_sep("=", line.strip("= "))
+            else:
+                red = line.startswith("GATE FAILED")
+                terminalreporter.write_line(line, red=red, bold=red)
+
+
+class Progress:
+    """A progress line every tenth of a long run (or every 30 s): cases done, tokens, rate, time left."""
+
+    MIN_CASES = 100
+    EVERY_S = 30.0
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = 0
+        self.tokens = 0
+        self._start: float | None = None
+        self._last = 0.0
+        self._next_fraction = 0.1
+
+    def update(self, record: dict[str, Any], in_flight: int | None = None) -> str | None:
+        import time
+
+        now = time.monotonic()
+        if self._start is None:
+            self._start = self._last = now
+        self.done += 1
+        self.tokens += (record.get("tokens") or 0) + (record.get("judge_tokens") or 0)
+        if self.total < self.MIN_CASES:
+            return None
+        fraction = self.done / self.total
+        if fraction < self._next_fraction and now - self._last < self.EVERY_S and self.done != self.total:
+            return None
+        while self._next_fraction <= fraction:
+            self._next_fraction += 0.1
+        self._last = now
+        elapsed = max(now - self._start, 1e-9)
+        rate = self.done / elapsed
+        left = (self.total - self.done) / rate if rate else 0.0
+        flight = f" · {in_flight} in flight" if in_flight is not None else ""
+        return f"specbench: {self.done}/{self.total} cases{flight} · {self.tokens:,} tokens · {rate:.1f} cases/s · about {left:.0f} s left"
+
+
+def _method_options(settings: opts.Settings, methods: Any, file_options: dict[str, dict[str, Any]], capabilities: frozenset[str]) -> dict[str, dict[str, Any]]:
+    """Method options: the profile file's defaults, then --specbench-method-opt, validated by the method registry
+    and settled for what the model's backend can do."""
+    from .methods import parse_method_option
+
+    given: dict[str, dict[str, Any]] = {name: dict(values) for name, values in file_options.items()}
+    for item in settings.method_opts:
+        name, key, value = parse_method_option(item)
+        given.setdefault(name, {})[key] = value
+    return methods.run_options(settings.methods, given, capabilities)
