@@ -136,10 +136,13 @@ class SpecbenchSession:
 
             from .errors import BackendUnavailable
 
+            # what the model's backend class can do; unknown for a plain factory function, in which case
+            # the engine settles the options once it has built the backend (records still name the variant)
             try:
-                model_can = capabilities_of(self.backends.backend_class(provider_of(s.model, self.profiles)))
+                model_class = self.backends.backend_class(provider_of(s.model, self.profiles))
             except BackendUnavailable:  # it fails again, with its install hint, when the run builds it
-                model_can = frozenset()
+                model_class = None
+            model_can = None if model_class is None else capabilities_of(model_class)
             self.method_options = _method_options(s, self.methods, file_options, model_can)
             self.method_labels = {name: self.methods.label(name, self.method_options[name]) for name in s.methods}
         except ConfigError as exc:
@@ -533,7 +536,7 @@ class Progress:
         return f"specbench: {self.done}/{self.total} cases{flight} · {self.tokens:,} tokens · {rate:.1f} cases/s · about {left:.0f} s left"
 
 
-def _method_options(settings: opts.Settings, methods: Any, file_options: dict[str, dict[str, Any]], capabilities: frozenset[str]) -> dict[str, dict[str, Any]]:
+def _method_options(settings: opts.Settings, methods: Any, file_options: dict[str, dict[str, Any]], capabilities: frozenset[str] | None) -> dict[str, dict[str, Any]]:
     """Method options: the profile file's defaults, then --specbench-method-opt, validated by the method registry
     and settled for what the model's backend can do."""
     from .methods import parse_method_option
