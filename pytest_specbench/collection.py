@@ -37,10 +37,13 @@ class ScenarioCollector(pytest.Collector):
         self.cases = cases
 
     def collect(self) -> Iterator[pytest.Item]:
-        methods = session_of(self.config).settings.methods
+        session = session_of(self.config)
+        session.check()  # spec cases are being collected: method labels (align3-chat) name the ids
+        methods = session.settings.methods
         for case in self.cases:
             for method in methods:
-                name = case.case_id if len(methods) == 1 else f"{case.case_id}[{method}]"
+                label = session.method_labels.get(method, method)  # a variant (align3-chat) is always named
+                name = case.case_id if len(methods) == 1 and label == method else f"{case.case_id}[{label}]"
                 yield CaseItem.from_parent(self, name=name, case=case, method=method)
 
 

@@ -41,18 +41,25 @@ def pytest_specbench_add_backends(registry: BackendRegistry) -> None:
 def pytest_specbench_add_methods(registry: MethodRegistry) -> None:
     """Add deliberation methods usable as ``--specbench-method=NAME``.
 
-    A method is ``async def method(case, ctx) -> MethodResult``. Example ``conftest.py``::
+    A method is ``async def method(case, ctx) -> MethodResult``. It registers with every option it takes
+    (typed, with defaults and bounds; ``--specbench-method-opt NAME.KEY=VALUE`` and profile files are
+    checked against them before any case runs) and what it needs: a backend capability such as
+    ``"prefill"`` (checked against the backend class's ``supports_prefill``) or ``"judge"`` (the run's
+    judge as ``ctx.score_response``). Example ``conftest.py``::
 
-        from pytest_specbench.methods import MethodResult, split_thinking, vanilla_messages
+        from pytest_specbench.methods import MethodResult, OptionSpec, resolve_options, split_thinking, vanilla_messages
+
+        POLITE_OPTIONS = {"phrase": OptionSpec("Thank you.", "text", "sentence every answer must end with")}
 
         async def polite(case, ctx):
+            opts = resolve_options("polite", POLITE_OPTIONS, ctx.options)
             steps = []
             messages = vanilla_messages(case, ctx.prompt_field)
-            messages[0]["content"] += "\\nAlways thank the user."
-            completion = await ctx.call("answer", messages, steps)
+            messages[0]["content"] += f"\nEnd every answer with: {opts['phrase']}"
+            completion = await ctx.call("polite.answer", messages, steps)
             thought, response = split_thinking(completion)
             return MethodResult(response, thought, tuple(steps))
 
         def pytest_specbench_add_methods(registry):
-            registry.register("polite", polite)
+            registry.register("polite", polite, options=POLITE_OPTIONS)
     """

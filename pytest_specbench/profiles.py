@@ -238,7 +238,7 @@ def parse_profile(path: str, name: str, raw: Any) -> Profile:
 
 def parse_profiles(path: str, data: Any) -> ProfileFile:
     """A whole profiles file from its parsed YAML."""
-    from .deliberation import validate_method_options
+    from .methods import builtin_registry
 
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: the file must be a mapping with a 'profiles' key")
@@ -257,7 +257,8 @@ def parse_profiles(path: str, data: Any) -> ProfileFile:
         if not isinstance(options, Mapping):
             raise ConfigError(f"{path}: method_options.{method} must be a mapping of option names to values")
         try:
-            validate_method_options(str(method), options)
+            if str(method) in builtin_registry().names:  # a plugin's own method is checked once the run's registry has it
+                builtin_registry().resolve_options(str(method), options, complete=False)
         except ConfigError as exc:
             raise ConfigError(f"{path}: method_options: {exc}") from None
         method_options[str(method)] = dict(options)

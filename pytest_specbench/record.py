@@ -152,6 +152,9 @@ def build_record(outcome: CaseOutcome, redact: Redactor) -> CaseRecord:
         "error": redact(outcome.error) if outcome.error else None,
         "error_stage": outcome.error_stage,
     }
+    if result is not None and result.selector:
+        record["selector"] = redact(result.selector)
+        record["selector_is_grader"] = result.selector_is_grader
     if outcome.judge_raw is not None:
         record["judge_raw"] = redact(outcome.judge_raw)
     return record

@@ -21,7 +21,9 @@ from .backends.base import Backend, BackendSpec, Decoding
 from .cache import CachedBackend, CallCache
 from .errors import BackendError, ConfigError, JudgeError, SpecbenchError
 from .judge import Judge, JudgeResult
-from .methods import MethodContext, MethodRegistry, MethodResult
+from .methods import Method, MethodContext, MethodRegistry, MethodResult, Selector
+from .methods.registry import capabilities_of
+from .methods.selection import SelectorPool
 from .options import Settings
 from .record import CaseRecord, build_record
 from .redact import Redactor
@@ -93,6 +95,8 @@ class Engine:
         self._semaphore: asyncio.Semaphore | None = None
         self._setup_error: str | None = None
         self._lock = threading.Lock()
+        #: What each method is reported as (align3 on a chat-only backend: align3-chat), once options are settled.
+        self._labels: dict[str, str] = {}
 
     # ------------------------------------------------------------------------------------ plumbing
 
@@ -128,7 +132,7 @@ class Engine:
             judge_backend, judge_decoding = self.role(
                 s.judge, s.judge_base_urls, temperature=s.judge_temperature, max_tokens=s.judge_max_tokens, default_temperature=JUDGE_TEMPERATURE
             )
-            methods = {name: self.methods.get(name) for name in s.methods}
+            methods = {name: self.methods.info(name) for name in s.methods}
             if self.cache_path is not None:
                 self.cache = CallCache(self.cache_path)
                 refresh = s.refresh or ""
@@ -137,33 +141,54 @@ class Engine:
         except (SpecbenchError, OSError) as exc:
             self._setup_error = self.redact(str(exc))
             return
-        self._methods = {
-            name: (fn, MethodContext(self._model, decoding, s.prompt, self.method_options.get(name, {}), self._score_response))
-            for name, fn in methods.items()
-        }
+        self._selectors = SelectorPool(self._model.spec, Selector(f"judge:{s.judge}", True, self._score_response), self._selector_judge)
         try:
-            from .deliberation import check_method_backend
-
-            for name, (_, ctx) in self._methods.items():
-                check_method_backend(name, self._model, ctx.options)
+            self._methods: dict[str, tuple[Method, MethodContext]] = {}
+            for name, info in methods.items():
+                options = info.settled(info.resolve(self.method_options.get(name, {})), capabilities_of(self._model))
+                self._labels[name] = info.label_for(options)
+                self.methods.check_backend(name, self._model, options)
+                # the run's judge ranks candidates only for a method that declared it needs it
+                scorer = self._score_response if "judge" in info.needs_for(options) else None
+                self._methods[name] = (info.run, MethodContext(self._model, decoding, s.prompt, options, scorer, self._selectors))
         except SpecbenchError as exc:
             self._setup_error = self.redact(str(exc))
             return
-        self._judge = Judge(
-            backend=judge_backend,
-            decoding=judge_decoding,
-            format=s.judge_format,
-            mode=s.judge_mode,
-            retries=s.judge_retries,
-        )
+        self._judge = self._make_judge(judge_backend, judge_decoding)
         self._concurrency = s.concurrency or min(self._model.default_concurrency, judge_backend.default_concurrency)
 
     # ----------------------------------------------------------------------------------- evaluating
 
+    def _make_judge(self, backend: Backend, decoding: Decoding) -> Judge:
+        s = self.settings
+        return Judge(backend=backend, decoding=decoding, format=s.judge_format, mode=s.judge_mode, retries=s.judge_retries)
+
     async def _score_response(self, case: Case, response: str) -> float:
-        """s of a candidate response under the run's judge: the scorer of best-of-N and TPO."""
-        judged = await self._judge.judge(case, response)
+        """s of a candidate response under the run's grading judge (a ranking method's rater when it asks for it)."""
+        return await self._s_under(self._judge, case, response)
+
+    async def _s_under(self, judge: Judge, case: Case, response: str) -> float:
+        judged = await judge.judge(case, response)
         return score_verdicts(judged.verdicts, alpha=self.settings.alpha, na=self.settings.na).s
+
+    def _selector_judge(self, ref: str, base_urls: tuple[str, ...]) -> Selector:
+        """A judge other than the grading one, as a ranking method's rater: same format, mode, retries and cache.
+
+        It counts as the grader when it is the same model (provider and model name), wherever it is served.
+        """
+        s = self.settings
+        if "/" not in ref and self.profiles is None:
+            raise ConfigError(f"selector judge {ref!r}: write PROVIDER/NAME, or load the profile file that defines it with --specbench-model-config")
+        urls = base_urls or (s.judge_base_urls if ref == s.judge else ())
+        backend, decoding = self.role(ref, urls, temperature=s.judge_temperature, max_tokens=s.judge_max_tokens, default_temperature=JUDGE_TEMPERATURE)
+        if self.cache is not None:
+            backend = CachedBackend(backend, self.cache, "verdicts", (s.refresh or "") in ("verdicts", "all"))
+        judge = self._make_judge(backend, decoding)
+
+        async def score(case: Case, response: str) -> float:
+            return await self._s_under(judge, case, response)
+
+        return Selector(f"judge:{ref}", backend.spec.label == self._judge.backend.spec.label, score)
 
     def submit(self, case: Case, method: str) -> Future[CaseOutcome]:
         """The future outcome of a case under a method; asking twice returns the same future."""
@@ -183,7 +208,8 @@ class Engine:
 
     async def _evaluate(self, case: Case, method: str) -> CaseOutcome:
         s = self.settings
-        base = {"case": case, "model": s.model, "method": method, "judge": s.judge}
+        label = self._labels.get(method) or self.methods.label(method, self.method_options.get(method, {}))
+        base = {"case": case, "model": s.model, "method": label, "judge": s.judge}
         if self._setup_error:
             return CaseOutcome(**base, error=self._setup_error, error_stage="setup")
         if self._semaphore is None:
@@ -226,6 +252,8 @@ class Engine:
 
         async def shutdown() -> None:
             await loop.shutdown_default_executor()  # the resolver threads HTTP clients started
+            if getattr(self, "_selectors", None) is not None:
+                await self._selectors.aclose()
             for backend in self._instances.values():
                 try:
                     await backend.aclose()

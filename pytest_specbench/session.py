@@ -61,6 +61,7 @@ class SpecbenchSession:
         self.backends: Any = None
         self.methods: Any = None
         self.method_options: dict[str, dict[str, Any]] = {}
+        self.method_labels: dict[str, str] = {}
         self.profiles: Any = None
         self.server: Any = None
         self.redactor = Redactor()
@@ -121,9 +122,6 @@ class SpecbenchSession:
 
         self.backends = BackendRegistry()
         self.methods = MethodRegistry()
-        from .deliberation import register_builtin_methods
-
-        register_builtin_methods(self.methods)
         self.config.hook.pytest_specbench_add_backends(registry=self.backends)
         self.config.hook.pytest_specbench_add_methods(registry=self.methods)
         s = self.settings
@@ -134,7 +132,19 @@ class SpecbenchSession:
                 self.backends.check(provider_of(ref, self.profiles))
             for name in s.methods:
                 self.methods.get(name)
-            self.method_options = _method_options(s, self.methods, file_options)
+            from .methods.registry import capabilities_of
+
+            from .errors import BackendUnavailable
+
+            # what the model's backend class can do; unknown for a plain factory function, in which case
+            # the engine settles the options once it has built the backend (records still name the variant)
+            try:
+                model_class = self.backends.backend_class(provider_of(s.model, self.profiles))
+            except BackendUnavailable:  # it fails again, with its install hint, when the run builds it
+                model_class = None
+            model_can = None if model_class is None else capabilities_of(model_class)
+            self.method_options = _method_options(s, self.methods, file_options, model_can)
+            self.method_labels = {name: self.methods.label(name, self.method_options[name]) for name in s.methods}
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
         if s.baseline is not None:
@@ -519,20 +529,13 @@ class Progress:
         return f"specbench: {self.done}/{self.total} cases{flight} · {self.tokens:,} tokens · {rate:.1f} cases/s · about {left:.0f} s left"
 
 
-def _method_options(settings: opts.Settings, methods: Any, file_options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Method options: the profile file's defaults, then --specbench-method-opt, validated per method."""
-    from .deliberation import METHOD_OPTIONS, parse_method_option, validate_method_options
-    from .errors import ConfigError
+def _method_options(settings: opts.Settings, methods: Any, file_options: dict[str, dict[str, Any]], capabilities: frozenset[str] | None) -> dict[str, dict[str, Any]]:
+    """Method options: the profile file's defaults, then --specbench-method-opt, validated by the method registry
+    and settled for what the model's backend can do."""
+    from .methods import parse_method_option
 
     given: dict[str, dict[str, Any]] = {name: dict(values) for name, values in file_options.items()}
     for item in settings.method_opts:
         name, key, value = parse_method_option(item)
-        methods.get(name)  # an unknown method name lists the valid ones
         given.setdefault(name, {})[key] = value
-    out: dict[str, dict[str, Any]] = {}
-    for name in {*settings.methods, *given}:
-        if name in METHOD_OPTIONS:
-            out[name] = validate_method_options(name, given.get(name, {}))
-        elif given.get(name):
-            raise ConfigError(f"method {name!r} takes no options (got {', '.join(given[name])})")
-    return out
+    return methods.run_options(settings.methods, given, capabilities)

@@ -9,6 +9,8 @@ judge prompt carries) are answered from a directive found in the response under 
 becomes one verdict per spec, in the layout the request asked for (JSON when it sent a
 ``response_format``, the paper's tag blocks otherwise). A response with no directive gets all YES.
 Every request body is recorded, so tests can assert what the plugin sent and how many calls it made.
+``/classify`` and ``/pooling`` answer as a reward model served by vLLM whose reward is the answer's
+word count.
 """
 
 from __future__ import annotations
@@ -129,6 +131,11 @@ class ScriptedServer:
         self.headers.append(headers)
         if self.latency:
             await asyncio.sleep(self.latency)
+        if path.rstrip("/").endswith(("/classify", "/pooling")):
+            # A reward model (vLLM's pooling routes) that likes longer answers: the reward is the word count.
+            reward = float(len(body["messages"][-1]["content"].split()))
+            item = {"index": 0, "probs": [reward], "num_classes": 1} if path.rstrip("/").endswith("/classify") else {"index": 0, "data": [[reward]]}
+            return 200, {"object": "list", "model": body.get("model", "scripted-rm"), "data": [item]}
         if not path.rstrip("/").endswith("/chat/completions"):
             return 404, {"error": {"message": f"no route {path}"}}
         if _is_judge(body):

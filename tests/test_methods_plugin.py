@@ -89,3 +89,34 @@ def test_profile_typo_is_a_clear_error(pytester, server):
     result = run(pytester, server, "--specbench-model=mine", "--specbench-model-config=models.yaml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*models.yaml*mine*temprature*temperature*"])
+
+
+PLUGIN_METHOD = """
+from pytest_specbench.methods import MethodResult, OptionSpec, resolve_options, split_thinking, vanilla_messages
+
+POLITE_OPTIONS = {"phrase": OptionSpec("Thank you.", "text", "sentence every answer must end with"), "times": OptionSpec(1, "int", "how often", minimum=1)}
+
+async def polite(case, ctx):
+    opts = resolve_options("polite", POLITE_OPTIONS, ctx.options)
+    steps = []
+    messages = vanilla_messages(case, ctx.prompt_field)
+    messages[-1]["content"] += " " + " ".join([opts["phrase"]] * opts["times"])
+    completion = await ctx.call("polite.answer", messages, steps)
+    thought, response = split_thinking(completion)
+    return MethodResult(response, thought, tuple(steps))
+
+def pytest_specbench_add_methods(registry):
+    registry.register("polite", polite, options=POLITE_OPTIONS)
+"""
+
+
+def test_a_plugin_method_registers_through_the_hook_with_its_options(pytester, server):
+    pytester.makeconftest(PLUGIN_METHOD)
+    result = run(pytester, server, "--specbench-method=polite", "--specbench-method-opt=polite.phrase=Cheers!", "--specbench-method-opt=polite.times=2")
+    result.assert_outcomes(passed=2)
+    assert all(r["messages"][-1]["content"].endswith("Cheers! Cheers!") for r in server.generation_requests())
+    bad = run(pytester, server, "--specbench-method=polite", "--specbench-method-opt=polite.times=0")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*polite.times must be at least 1*"])
+    typo = run(pytester, server, "--specbench-method=polite", "--specbench-method-opt=polite.phrases=Hi")
+    typo.stderr.fnmatch_lines(["*unknown option polite.phrases; valid options of polite: phrase, times*"])

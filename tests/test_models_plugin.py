@@ -123,7 +123,7 @@ def pytest_unconfigure(config):
 #: What a project without spec suites must never import (the option table's list of HTTP-client names,
 #: ``pytest_specbench.backends.http``, is a constant in a module that imports nothing).
 HEAVY = (
-    "pytest_specbench.deliberation", "pytest_specbench.methods", "pytest_specbench.suite", "pytest_specbench.cache",
+    "pytest_specbench.methods", "pytest_specbench.suite", "pytest_specbench.cache",
     "pytest_specbench.runner", "pytest_specbench.judge", "pytest_specbench.profiles", "pytest_specbench.models",
     "pytest_specbench.backends.base", "pytest_specbench.backends.openai_compat", "pytest_specbench.backends.llamacpp",
     "pytest_specbench.backends.vllm", "pytest_specbench.reporting", "pytest_specbench.summary", "pytest_specbench.toolkit",
@@ -145,4 +145,4 @@ def test_a_plain_project_gets_options_and_nothing_else(pytester):
     assert [p for p in (pytester.path / ".pytest_cache").rglob("*") if "specbench" in p.name] == []
     # the check above can fail: an explicit --specbench-* option does set the run up at configure
     loaded = _loaded(pytester, "--specbench-model=openai/x")
-    assert "pytest_specbench.deliberation" in loaded and "pytest_specbench.methods" in loaded
+    assert "pytest_specbench.methods.registry" in loaded and "pytest_specbench.methods.align3" in loaded

@@ -116,7 +116,7 @@ def test_user_file_with_relative_template_path_and_base_urls(tmp_path):
         (GOOD + "    base_url: localhost:8000\n", r"key 'base_url' must be an http\(s\) URL"),
         (GOOD + "    prefill_template: chatlm\n", r"key 'prefill_template': 'chatlm' is neither 'server', one of chatml, llama3, deepseek-r1, nor an existing file"),
         (GOOD + "    thinking: true\n    chat_template_kwargs: {enable_thinking: true}\n", r"set thinking or chat_template_kwargs\.enable_thinking, not both"),
-        (GOOD + "method_options:\n  best_of_n: {N: 4}\n", r"models\.yaml: method_options: unknown option best_of_n\.N; valid options of best_of_n: n, "),
+        (GOOD + "method_options:\n  best_of_n: {N: 4}\n", r"models\.yaml: method_options: unknown option best_of_n\.N; valid options of best_of_n: judge, judge_base_url, n, "),
         (GOOD + "method_options:\n  best_of_n: {n: 0}\n", r"method_options: best_of_n\.n must be at least 1"),
         ("profiles: {}\n", r"'profiles' must map at least one profile name"),
         ("profiles:\n  small: qwen\n", r"profile 'small' must be a mapping of settings, got str"),

@@ -18,11 +18,11 @@ from test_vllm_stub import VLLMStub, sample_case
 
 from pytest_specbench.backends.base import BackendSpec, Decoding, GenerationRequest
 from pytest_specbench.backends.vllm_server import VLLMServerBackend
-from pytest_specbench.deliberation import METHODS, align3_passages
 from pytest_specbench.errors import ConfigError
-from pytest_specbench.methods import MethodContext, MethodResult
+from pytest_specbench.methods import MethodContext, MethodRegistry, MethodResult, align3_passages
 
 T = TypeVar("T")
+METHODS = MethodRegistry()
 
 
 @pytest.fixture
@@ -163,17 +163,17 @@ EXPECTED_STAGES: dict[str, tuple[dict[str, str], list[str]]] = {
     "more_think": ({}, ["more_think.cycle1", "more_think.cycle2", "more_think.answer"]),
     "align3": ({}, ["align3.behavioral", "align3.safety", "align3.audit"]),
     "self_refine": ({"iterations": "2"}, ["self_refine.answer"] + ["self_refine.feedback", "self_refine.rewrite"] * 2),
-    "best_of_n": ({"n": "3"}, ["best_of_n.sample"] * 3),
-    "tpo": ({"samples": "2", "iterations": "1"}, ["tpo.sample"] * 2 + ["tpo.loss", "tpo.gradient"] + ["tpo.sample"] * 2),
+    "best_of_n": ({"n": "3", "scorer": "judge"}, ["best_of_n.sample"] * 3),
+    "tpo": ({"samples": "2", "iterations": "1", "scorer": "judge"}, ["tpo.sample"] * 2 + ["tpo.loss", "tpo.gradient"] + ["tpo.sample"] * 2),
 }
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", [m for m in METHODS.names if m not in ("raw", "vanilla")])
 def test_every_method_makes_its_calls_and_counts_completion_tokens_only(vllm_stub, method):
     options, stages = EXPECTED_STAGES[method]
     backend = backend_for(vllm_stub.url, model="Qwen/Qwen3-14B")
     ctx = MethodContext(backend=backend, decoding=Decoding(max_tokens=32, seed=7), options=options, score_response=equal_scores)
-    result: MethodResult = run_with(backend, lambda b: METHODS[method](sample_case(), ctx))
+    result: MethodResult = run_with(backend, lambda b: METHODS.get(method)(sample_case(), ctx))
     assert [s.stage for s in result.steps] == stages
     generation = [r for r in vllm_stub.records if r["path"].endswith("completions")]
     assert len(generation) == len(stages) == backend.calls
@@ -187,7 +187,7 @@ def test_prefill_methods_continue_their_own_partial_turn(vllm_stub):
     backend = backend_for(vllm_stub.url, model="Qwen/Qwen3-14B")
     case = sample_case()
     ctx = MethodContext(backend=backend, decoding=Decoding(max_tokens=32))
-    result = run_with(backend, lambda b: METHODS["align3"](case, ctx))
+    result = run_with(backend, lambda b: METHODS.get("align3")(case, ctx))
     prompts = [b["prompt"] for b in vllm_stub.bodies("/v1/completions")]
     behavioral, safety, audit = align3_passages(case.scenario)
     assert behavioral in prompts[0] and safety not in prompts[0]
@@ -201,7 +201,7 @@ def test_prefill_methods_continue_their_own_partial_turn(vllm_stub):
     vllm_stub.records.clear()
     backend = backend_for(vllm_stub.url, model="Qwen/Qwen3-14B")
     ctx = MethodContext(backend=backend, decoding=Decoding(max_tokens=32), options={"cycles": "2", "continuation": "Hold on"})
-    run_with(backend, lambda b: METHODS["more_think"](case, ctx))
+    run_with(backend, lambda b: METHODS.get("more_think")(case, ctx))
     first, last = (b["prompt"] for b in vllm_stub.bodies("/v1/completions"))
     assert last == first + "thoughts 1 considered\n\nHold on"
 
@@ -214,24 +214,25 @@ def test_best_of_n_with_reward_model_route_picks_the_highest_reward(vllm_stub):
         vllm_stub.records.clear()
         options = {"n": "3", "scorer": "reward", "reward_url": root, "reward_route": route}
         ctx = MethodContext(backend=backend_for(vllm_stub.url), decoding=Decoding(max_tokens=16), options=options)
-        result = run_with(backend, lambda b, ctx=ctx: METHODS["best_of_n"](sample_case(), ctx))
+        result = run_with(backend, lambda b, ctx=ctx: METHODS.get("best_of_n")(sample_case(), ctx))
         assert result.response.endswith("more more")
         scored = vllm_stub.bodies(f"/{route}")
         assert len(scored) == 3 and all(b["messages"][-1]["role"] == "assistant" for b in scored)
-        assert all(b["model"] == "stub-model" for b in scored)  # asked /v1/models for the name
+        assert all("model" not in b for b in scored)  # no name given: the server uses the one model it serves
+        assert (result.selector, result.selector_is_grader) == (f"reward:{root}", False)
+    options = {"n": "2", "scorer": "reward", "reward_url": vllm_stub.url, "reward_model": "stub-rm"}
+    ctx = MethodContext(backend=backend_for(vllm_stub.url), decoding=Decoding(max_tokens=16), options=options)
+    result = run_with(backend, lambda b: METHODS.get("best_of_n")(sample_case(), ctx))
+    assert {b["model"] for b in vllm_stub.bodies("/classify")} == {"stub-rm"} and result.selector == "reward:stub-rm"
 
 
 # ------------------------------------------------------------------------------- through pytest itself
 
 CONFTEST = """
 from pytest_specbench.backends.vllm_server import VLLMServerBackend
-from pytest_specbench.deliberation import register_builtin_methods
 
 def pytest_specbench_add_backends(registry):
     registry.register("vllm-server", lambda spec: VLLMServerBackend(spec, chat_template_kwargs={"enable_thinking": False}))
-
-def pytest_specbench_add_methods(registry):
-    register_builtin_methods(registry)
 """
 
 SUITE = """

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..backends import BackendRegistry
-from ..backends.base import Backend, BackendSpec
+from ..backends.base import Backend
 from ..errors import ConfigError
 from .errors import InputError
 from .store import cache_root
