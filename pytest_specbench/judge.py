@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .backends.base import Backend, Completion, Decoding, GenerationRequest
+from .checks import decide, is_checked
 from .errors import JudgeError
 from .methods import THINK_CLOSE, THINK_OPEN
 from .scoring import Verdict
@@ -195,8 +196,6 @@ class Judge:
         Specs with a deterministic check are decided by code; the judge is asked about the rest only
         (no call at all when every spec is checked).
         """
-        from .checks import decide, is_checked
-
         specs = case.scenario.specs
         decided: dict[str, Verdict] = {}
         for spec in specs:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendUnavailable, CapabilityError
+from ..templates import render_prefill_prompt
 from .base import Backend, BackendSpec, Completion, GenerationRequest
 
 #: Models known by name; anything else must be a path to a .gguf file.
@@ -113,8 +114,6 @@ class LlamaCppBackend(Backend):
 
         Public so tests can check the exact prompt (one BOS, one ``<think>``) without generating.
         """
-        from ..templates import render_prefill_prompt
-
         llm = self._model()
         source = llm.metadata.get("tokenizer.chat_template")
         if not source:
