@@ -181,6 +181,11 @@ class Engine:
     def outcome(self, case: Case, method: str) -> CaseOutcome:
         return self.submit(case, method).result()
 
+    def forget(self, case: Case, method: str) -> None:
+        """Drop a finished case's future (and with it its outcome); asking for it again would evaluate it anew."""
+        with self._lock:
+            self._futures.pop((case.scenario.origin, case.case_id, method), None)
+
     async def _evaluate(self, case: Case, method: str) -> CaseOutcome:
         s = self.settings
         base = {"case": case, "model": s.model, "method": method, "judge": s.judge}

@@ -19,13 +19,14 @@ once cases are collected), and the engine (on the first case).
 from __future__ import annotations
 
 import json
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from . import options as opts
-from .distributed import Role, WorkerQueue, role
+from .distributed import DEFAULT_PIPELINE, Role, WorkerQueue, role
 
 if TYPE_CHECKING:
     import threading
@@ -38,6 +39,8 @@ PLUGIN_NAME = "specbench-session"
 RECORD_KEY = "specbench"
 OUTCOME_KEY = pytest.StashKey["CaseOutcome"]()
 RECORD_STASH = pytest.StashKey[dict]()
+#: Cases scheduled ahead of the running test, per concurrency slot, in a run without xdist.
+AHEAD_PER_SLOT = 4
 #: What the controller's session finish imports to aggregate and report (numpy among them).
 REPORTING_MODULES = ("pytest_specbench.reporting.run", "pytest_specbench.summary")
 
@@ -312,20 +315,33 @@ class SpecbenchSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
-        """Schedule every case up front (bounded by the concurrency limit) so they overlap in flight."""
+        """Schedule the first cases so they overlap in flight; each test then schedules one more (see
+        :meth:`_submit_ahead`)."""
         if session.config.option.collectonly or self.is_worker or not self.has_cases:
             return
         from .collection import item_case
 
-        for item in session.items:
-            found = item_case(item)
-            if found is not None:
-                self.engine.submit(*found)
+        self._ahead = (found for item in session.items if (found := item_case(item)) is not None)
+        self._submit_ahead(AHEAD_PER_SLOT * (self.settings.concurrency or DEFAULT_PIPELINE))
         self._freeze_heap()
         from .warmup import import_in_background
 
         # needed by pytest_sessionfinish; importing numpy there would add ~0.1 s after the last answer
         self._warmup = import_in_background(REPORTING_MODULES)
+
+    def _submit_ahead(self, n: int) -> None:
+        """Schedule the next ``n`` cases of the run (in test order), if any are left.
+
+        Not all of them at once: every scheduled case holds an asyncio task, its coroutine and a
+        thread-safe future (with its lock and condition) until it is evaluated, about 3 KB, so scheduling
+        100,000 up front held some 300 MB before the first answer. A window of a few times the
+        concurrency keeps every slot busy, and a test whose case is not scheduled yet schedules it itself.
+        """
+        ahead = getattr(self, "_ahead", None)
+        if ahead is None:
+            return
+        for found in islice(ahead, n):
+            self.engine.submit(*found)
 
     def _freeze_heap(self) -> None:
         """Once the backends are built and every case is scheduled, move what exists to gc's permanent generation.
@@ -345,8 +361,11 @@ class SpecbenchSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
-        """On an xdist worker, schedule the cases queued for this worker so they are in flight together."""
-        if not self.is_worker or not self.has_cases:
+        """Keep cases in flight: on an xdist worker those queued for it, otherwise the next one in line."""
+        if not self.has_cases:
+            return
+        if not self.is_worker:
+            self._submit_ahead(1)
             return
         from .collection import item_case
 
@@ -375,7 +394,25 @@ class SpecbenchSession:
                     ("specbench_r", round(outcome.score.r, 6)),
                     ("specbench_violated", ",".join(outcome.score.violated)),
                 ]
+        if call.when == "teardown" and outcome is not None:
+            self._release(item, outcome)
         return report
+
+    def _release(self, item: pytest.Item, outcome: CaseOutcome) -> None:
+        """A finished item lets go of its outcome and record (they are on its report by now).
+
+        Kept, every finished case's response, thought and verdict reasons stayed in memory twice (outcome
+        and record) until the run ended. A :class:`~pytest_specbench.collection.CaseItem` is the only test
+        of its (case, method), so the engine forgets that case too; cases shared by several marked tests
+        stay in the engine until the run ends.
+        """
+        from .collection import CaseItem
+
+        del item.stash[OUTCOME_KEY]
+        if RECORD_STASH in item.stash:
+            del item.stash[RECORD_STASH]
+        if isinstance(item, CaseItem) and self._engine is not None:
+            self._engine.forget(outcome.case, item.method)
 
     def record(self, item: pytest.Item, outcome: CaseOutcome) -> dict[str, Any]:
         """The case's plain record, built once per item."""
