@@ -206,6 +206,11 @@ class Engine:
     def outcome(self, case: Case, method: str) -> CaseOutcome:
         return self.submit(case, method).result()
 
+    def forget(self, case: Case, method: str) -> None:
+        """Drop a finished case's future (and with it its outcome); asking for it again would evaluate it anew."""
+        with self._lock:
+            self._futures.pop((case.scenario.origin, case.case_id, method), None)
+
     async def _evaluate(self, case: Case, method: str) -> CaseOutcome:
         s = self.settings
         label = self._labels.get(method) or self.methods.label(method, self.method_options.get(method, {}))

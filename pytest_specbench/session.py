@@ -19,13 +19,14 @@ once cases are collected), and the engine (on the first case).
 from __future__ import annotations
 
 import json
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from . import options as opts
-from .distributed import Role, WorkerQueue, role
+from .distributed import DEFAULT_PIPELINE, Role, WorkerQueue, role
 
 if TYPE_CHECKING:
     import threading
@@ -38,6 +39,8 @@ PLUGIN_NAME = "specbench-session"
 RECORD_KEY = "specbench"
 OUTCOME_KEY = pytest.StashKey["CaseOutcome"]()
 RECORD_STASH = pytest.StashKey[dict]()
+#: Cases scheduled ahead of the running test, per concurrency slot, in a run without xdist.
+AHEAD_PER_SLOT = 4
 #: What the controller's session finish imports to aggregate and report (numpy among them).
 REPORTING_MODULES = ("pytest_specbench.reporting.run", "pytest_specbench.summary")
 
@@ -322,20 +325,33 @@ class SpecbenchSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
-        """Schedule every case up front (bounded by the concurrency limit) so they overlap in flight."""
+        """Schedule the first cases so they overlap in flight; each test then schedules one more (see
+        :meth:`_submit_ahead`)."""
         if session.config.option.collectonly or self.is_worker or not self.has_cases:
             return
         from .collection import item_case
 
-        for item in session.items:
-            found = item_case(item)
-            if found is not None:
-                self.engine.submit(*found)
+        self._ahead = (found for item in session.items if (found := item_case(item)) is not None)
+        self._submit_ahead(AHEAD_PER_SLOT * (self.settings.concurrency or DEFAULT_PIPELINE))
         self._freeze_heap()
         from .warmup import import_in_background
 
         # needed by pytest_sessionfinish; importing numpy there would add ~0.1 s after the last answer
         self._warmup = import_in_background(REPORTING_MODULES)
+
+    def _submit_ahead(self, n: int) -> None:
+        """Schedule the next ``n`` cases of the run (in test order), if any are left.
+
+        Not all of them at once: every scheduled case holds an asyncio task, its coroutine and a
+        thread-safe future (with its lock and condition) until it is evaluated, about 3 KB, so scheduling
+        100,000 up front held some 300 MB before the first answer. A window of a few times the
+        concurrency keeps every slot busy, and a test whose case is not scheduled yet schedules it itself.
+        """
+        ahead = getattr(self, "_ahead", None)
+        if ahead is None:
+            return
+        for found in islice(ahead, n):
+            self.engine.submit(*found)
 
     def _freeze_heap(self) -> None:
         """Once the backends are built and every case is scheduled, move what exists to gc's permanent generation.
@@ -355,8 +371,11 @@ class SpecbenchSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
-        """On an xdist worker, schedule the cases queued for this worker so they are in flight together."""
-        if not self.is_worker or not self.has_cases:
+        """Keep cases in flight: on an xdist worker those queued for it, otherwise the next one in line."""
+        if not self.has_cases:
+            return
+        if not self.is_worker:
+            self._submit_ahead(1)
             return
         from .collection import item_case
 
@@ -385,7 +404,25 @@ class SpecbenchSession:
                     ("specbench_r", round(outcome.score.r, 6)),
                     ("specbench_violated", ",".join(outcome.score.violated)),
                 ]
+        if call.when == "teardown" and outcome is not None:
+            self._release(item, outcome)
         return report
+
+    def _release(self, item: pytest.Item, outcome: CaseOutcome) -> None:
+        """A finished item lets go of its outcome and record (they are on its report by now).
+
+        Kept, every finished case's response, thought and verdict reasons stayed in memory twice (outcome
+        and record) until the run ended. A :class:`~pytest_specbench.collection.CaseItem` is the only test
+        of its (case, method), so the engine forgets that case too; cases shared by several marked tests
+        stay in the engine until the run ends.
+        """
+        from .collection import CaseItem
+
+        del item.stash[OUTCOME_KEY]
+        if RECORD_STASH in item.stash:
+            del item.stash[RECORD_STASH]
+        if isinstance(item, CaseItem) and self._engine is not None:
+            self._engine.forget(outcome.case, item.method)
 
     def record(self, item: pytest.Item, outcome: CaseOutcome) -> dict[str, Any]:
         """The case's plain record, built once per item."""
@@ -396,9 +433,12 @@ class SpecbenchSession:
             item.stash[RECORD_STASH] = record
         return record
 
+    @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
             return
+        if report.when != "call" and report.passed:
+            _unlist_silent_report(self.config, report)
         for name, text in report.user_properties:
             if name == RECORD_KEY and isinstance(text, str):
                 value = json.loads(text)
@@ -539,3 +579,23 @@ def _method_options(settings: opts.Settings, methods: Any, file_options: dict[st
         name, key, value = parse_method_option(item)
         given.setdefault(name, {})[key] = value
     return methods.run_options(settings.methods, given, capabilities)
+
+
+def _unlist_silent_report(config: pytest.Config, report: pytest.TestReport) -> None:
+    """Take a SpecBench test's passed setup or teardown report back out of the terminal reporter's list.
+
+    pytest files passed setup/teardown reports under the category ``""`` and reads that list for one
+    thing only: at the end of the run, for every failed test, it scans all of it for that test's teardown
+    report to print captured teardown output (``_handle_teardown_sections``). A spec suite fails by design
+    in thousands of tests, which makes that scan failures × tests. A setup report is never printed from
+    this list and a teardown report only for its teardown sections, so dropping the ones without such
+    sections changes no output; it also frees two reports per test. Ordinary tests are left alone.
+    """
+    if "specbench" not in report.keywords:
+        return
+    if report.when == "teardown" and any("teardown" in name for name, _ in report.sections):
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    listed = getattr(reporter, "stats", {}).get("")
+    if listed and listed[-1] is report:  # the terminal reporter has just listed it (this hook runs last)
+        listed.pop()
