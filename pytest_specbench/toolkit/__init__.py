@@ -10,9 +10,9 @@ script (:mod:`pytest_specbench.cli`)::
     annotate    Label Studio tasks for human labels, and their import           (annotate.py)
     agree       judge vs judge or judge vs humans: kappa, |dSAR|, rank agreement (agree.py)
 
-Nothing here is imported by the pytest plugin at load time; numpy, scipy, scikit-learn,
-sentence-transformers and tqdm are imported inside the functions that need them, so a plain
-``pytest`` run never pays for them. Shared plumbing lives in :mod:`.store` (resumable JSONL output,
+Nothing here is imported by the pytest plugin at load time; numpy, scipy, scikit-learn, llama.cpp
+(the dedupe embedder, :mod:`.embedders`) and tqdm are imported inside the functions that need them, so a
+plain ``pytest`` run never pays for them. Shared plumbing lives in :mod:`.store` (resumable JSONL output,
 atomic writes, prompt files), :mod:`.calls` (cached model calls with a progress bar) and
 :mod:`.errors`.
 """

