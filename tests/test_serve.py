@@ -299,16 +299,16 @@ def test_a_server_never_outlives_its_owner_even_when_the_owner_is_killed(standin
     owner.write_text(
         textwrap.dedent(
             """
-            import os, signal, time
+            import os, signal, sys, time
             from pytest_specbench.serve import ManagedServer
             signal.signal(signal.SIGTERM, lambda *a: os._exit(9))  # die at once, as a killed process would
-            server = ManagedServer("m", launcher="cli", env=dict(os.environ), startup_timeout=20, stop_grace=2).start()
+            server = ManagedServer("m", launcher="cli", env=dict(os.environ), startup_timeout=20, stop_grace=2, log_path=sys.argv[1]).start()
             print(server.process.pid, flush=True)
             time.sleep(120)
             """
         )
     )
-    proc = subprocess.Popen([sys.executable, str(owner)], env=standin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, str(owner), str(tmp_path / "server.log")], env=standin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         guard = int(proc.stdout.readline().strip())
@@ -329,15 +329,15 @@ def test_killed_owner_escalates_to_sigkill_for_a_server_that_ignores_sigterm(sta
     owner.write_text(
         textwrap.dedent(
             """
-            import os, time
+            import os, sys, time
             from pytest_specbench.serve import ManagedServer
-            ManagedServer("m", launcher="cli", env=dict(os.environ), startup_timeout=20, stop_grace=1).start()
+            ManagedServer("m", launcher="cli", env=dict(os.environ), startup_timeout=20, stop_grace=1, log_path=sys.argv[1]).start()
             print("ready", flush=True)
             time.sleep(120)
             """
         )
     )
-    proc = subprocess.Popen([sys.executable, str(owner)], env=standin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, str(owner), str(tmp_path / "server.log")], env=standin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         seen = record(standin)
