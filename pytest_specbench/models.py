@@ -18,7 +18,6 @@ default, see :func:`~pytest_specbench.templates.thinks_by_default`), 4,200 other
 from __future__ import annotations
 
 import json
-
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 

@@ -356,10 +356,19 @@ def test_the_plugin_serves_with_the_profile_serve_args_then_the_option_s(pyteste
         monkeypatch.setenv(key, standin_module[key])
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     pytester.makefile(".yaml", profiles="profiles:\n  served:\n    provider: vllm-server\n    model: org/m\n    serve_args: [--max-model-len, 4096]\n")
+    # One case, so the run starts serving; the stand-in answers only /v1/models, so the case errors.
+    pytester.makefile(".yaml", specbench_one="scenario: One\nname: One\ndescription: d\nsafety: [No harm.]\nbehavioral: [Be brief.]\nprompts:\n  - {label: safe, prompt: Hi}\n")
     result = pytester.runpytest_subprocess(
-        "--specbench-model-config=profiles.yaml", "--specbench-model=served", "--specbench-serve", "--specbench-serve-args=--enforce-eager --data-parallel-size 1", "-p", "no:cacheprovider"
+        "--specbench-model-config=profiles.yaml",
+        "--specbench-model=served",
+        "--specbench-serve",
+        "--specbench-serve-args=--enforce-eager --data-parallel-size 1",
+        "--specbench-retries=0",
+        "--specbench-cache=none",
+        "-p",
+        "no:cacheprovider",
     )
-    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED, result.stderr.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str() + result.stderr.str()
     seen = record(standin_module)
     port = seen["argv"].index("--port")
     assert seen["argv"][port + 2 :] == ["--max-model-len", "4096", "--enforce-eager", "--data-parallel-size", "1"]
