@@ -158,7 +158,7 @@ def wait_serving(owner: subprocess.Popen[str], within: float = 600) -> tuple[int
         if not line:
             break
         lines.append(line)
-        if line.startswith("collected"):
+        if "collected" in line:  # "collecting ... collected N items" under -v: the engine is up by then
             guards = guards_of(owner.pid)
             assert len(guards) == 1, lines
             assert len(group_members(guards[0])) >= 2, "the guard, the server and its engine processes"
