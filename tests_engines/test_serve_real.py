@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,22 +149,28 @@ def start_owner(folder: Path, tmpdir: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def wait_serving(owner: subprocess.Popen[str], within: float = 600) -> tuple[int, list[str]]:
-    """Read the owner's output until its engine is up (collection starts after the health wait)."""
-    assert owner.stdout is not None
-    lines: list[str] = []
+def guard_port(guard: int) -> int | None:
+    cmdline = Path(f"/proc/{guard}/cmdline").read_bytes().split(b"\0")
+    return int(cmdline[cmdline.index(b"--port") + 1]) if b"--port" in cmdline else None
+
+
+def wait_serving(owner: subprocess.Popen[str], within: float = 900) -> int:
+    """Wait until the owner's engine answers ``/v1/models`` (the plugin starts it once cases are collected)."""
     deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        line = owner.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "collected" in line:  # "collecting ... collected N items" under -v: the engine is up by then
-            guards = guards_of(owner.pid)
-            assert len(guards) == 1, lines
-            assert len(group_members(guards[0])) >= 2, "the guard, the server and its engine processes"
-            return guards[0], lines
-    raise AssertionError("the served engine never came up:\n" + "".join(lines))
+    while time.monotonic() < deadline and owner.poll() is None:
+        guards = guards_of(owner.pid)
+        if guards:
+            assert len(guards) == 1, guards
+            port = guard_port(guards[0])
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=5) as answer:
+                    if answer.status == 200:
+                        assert len(group_members(guards[0])) >= 3, "the guard, the server and its engine process"
+                        return guards[0]
+            except OSError:
+                pass
+        time.sleep(1)
+    raise AssertionError(f"the served engine never answered (owner exit status {owner.poll()})")
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigkill"])
@@ -171,7 +178,7 @@ def test_the_served_engine_ends_with_its_pytest(served_dir, short_tmp, how):
     """Ctrl-C (SIGINT) lets pytest stop the server itself; SIGKILL leaves it to the guard."""
     owner = start_owner(served_dir, short_tmp)
     try:
-        guard, _ = wait_serving(owner)
+        guard = wait_serving(owner)
         owner.send_signal(signal.SIGINT if how == "ctrl-c" else signal.SIGKILL)
         out, _ = owner.communicate(timeout=120)
     finally:
