@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from recording_proxy import RecordingProxy
 
-from pytest_specbench.deliberation import ALIGN3_AUDIT, ALIGN3_BEHAVIORAL, ZERO_THINK_PREFILL
+from pytest_specbench.methods.prompts import ALIGN3_AUDIT, ALIGN3_BEHAVIORAL, ZERO_THINK_PREFILL
 
 METHODS = ("vanilla", "zero_think", "more_think", "align3")
 CASES = 2
