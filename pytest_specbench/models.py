@@ -17,6 +17,7 @@ default, see :func:`~pytest_specbench.templates.thinks_by_default`), 4,200 other
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -98,8 +99,14 @@ def resolve_model(
         assert profile is not None
         registry.check(profile.provider)
         spec = profile.backend_spec(base_urls=base_urls, **connection)
+        options: list[tuple[str, Any]] = []
+        if profile.engine_args and profile.provider == "vllm":
+            # JSON keeps the spec hashable whatever the values are (vLLM takes nested configs too).
+            options.append(("engine_args", json.dumps(dict(profile.engine_args), sort_keys=True)))
         if profile.prefill_template and registry.capability(profile.provider, "supports_thinking_template"):
-            spec = replace(spec, options=(("prefill_template", profile.prefill_template),))
+            options.append(("prefill_template", profile.prefill_template))
+        if options:
+            spec = replace(spec, options=tuple(options))
         decoding = profile.decoding(max_tokens=max_tokens, seed=seed, temperature=temperature)
         reasoning = profile.thinking if profile.thinking is not None else _thinks(spec.name)
     else:

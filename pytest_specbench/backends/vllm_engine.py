@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -209,7 +210,7 @@ class VLLMEngineBackend(Backend):
         self.prefill_template = prefill_template or spec.option("prefill_template") or SERVER_TEMPLATE
         self._template_source = None if self.prefill_template == SERVER_TEMPLATE else load_template(self.prefill_template)
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
-        self.engine_kwargs = dict(engine_kwargs or {})
+        self.engine_kwargs = dict(engine_kwargs or json.loads(spec.option("engine_args") or "{}"))
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="specbench-vllm")
         self._llm: Any = None
         self._batcher: MicroBatcher[GenerationRequest, Completion] = MicroBatcher(self._run_batch, self._executor)
