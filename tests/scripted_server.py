@@ -11,6 +11,11 @@ becomes one verdict per spec, in the layout the request asked for (JSON when it 
 Every request body is recorded, so tests can assert what the plugin sent and how many calls it made.
 ``/classify`` and ``/pooling`` answer as a reward model served by vLLM whose reward is the answer's
 word count.
+
+Tests that need answers shaped per request (the toolkit's rewrite-then-verify loop, a judge that
+misbehaves) pass a ``respond`` hook: it receives each chat request body and returns the answer text,
+a :class:`Reply` (a whole message, e.g. with ``reasoning_content``, and a finish reason), a
+:class:`Fault` to send instead, or ``None`` for the scripted answer above.
 """
 
 from __future__ import annotations
@@ -20,10 +25,31 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 DIRECTIVE = re.compile(r"VERDICTS\s+S=([A-Z,]*)\s+B=([A-Z,]*)")
 BOUNDARY = re.compile(r"<<<(RESPONSE-[0-9a-f]+)>>>\n(.*?)\n<<<END-\1>>>", re.S)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What a ``respond`` hook returns to fail one request: a name from :data:`FAULTS`, ``refuse`` or ``echo-key``."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A whole answer from a ``respond`` hook: the message's fields (``content`` and any others) and its finish reason."""
+
+    message: dict[str, Any]
+    finish_reason: str = "stop"
+
+
+#: ``respond(body)`` -> the answer text, a :class:`Reply`, a :class:`Fault`, or ``None`` for the scripted answer.
+Respond = Callable[[dict[str, Any]], str | Reply | Fault | None]
 
 
 class ScriptedServer:
@@ -34,8 +60,21 @@ class ScriptedServer:
     nothing to what a benchmark measures.
     """
 
-    def __init__(self, latency: float = 0.0, fault_every: int = 0, hang: float = 5.0, faults: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        latency: float = 0.0,
+        fault_every: int = 0,
+        hang: float = 5.0,
+        faults: tuple[str, ...] = (),
+        *,
+        respond: Respond | None = None,
+        fail_after: int | None = None,
+    ):
         self.latency = latency
+        self.respond = respond
+        # After ``fail_after`` recorded requests every POST is refused (HTTP 400, not retried, not recorded):
+        # how tests interrupt a run half-way.
+        self.fail_after = fail_after
         # Every ``fault_every``-th request (1-based) gets the next fault of ``faults`` instead of an answer.
         self.fault_every = fault_every
         self.faults = faults or FAULTS
@@ -95,8 +134,14 @@ class ScriptedServer:
                 if fault == "hang":
                     await asyncio.sleep(self.hang)
                     return
-                status, payload = await self._answer(method, path, headers, body)
+                status, payload, hooked = await self._answer(method, path, headers, body)
+                fault = fault or hooked
                 extra = ""
+                if fault == "hang":
+                    await asyncio.sleep(self.hang)
+                    return
+                if fault == "drop":
+                    return
                 if fault is not None:
                     status, payload, extra = _fault_answer(fault, payload, headers)
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
@@ -121,11 +166,14 @@ class ScriptedServer:
         self.faults_sent.append(fault)
         return fault
 
-    async def _answer(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
+    async def _answer(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any, str | None]:
+        """(status, body, the name of a fault the respond hook asked for, if any)."""
         if method == "GET":
             if path.rstrip("/").endswith("/models"):
-                return 200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]}
-            return 404, {"error": {"message": "not found"}}
+                return 200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]}, None
+            return 404, {"error": {"message": "not found"}}, None
+        if method == "POST" and self.fail_after is not None and len(self.requests) >= self.fail_after:
+            return 400, {"error": {"message": "scripted refusal", "type": "invalid_request_error"}}, None
         body = json.loads(raw or b"{}")
         self.requests.append(body)
         self.headers.append(headers)
@@ -135,16 +183,26 @@ class ScriptedServer:
             # A reward model (vLLM's pooling routes) that likes longer answers: the reward is the word count.
             reward = float(len(body["messages"][-1]["content"].split()))
             item = {"index": 0, "probs": [reward], "num_classes": 1} if path.rstrip("/").endswith("/classify") else {"index": 0, "data": [[reward]]}
-            return 200, {"object": "list", "model": body.get("model", "scripted-rm"), "data": [item]}
+            return 200, {"object": "list", "model": body.get("model", "scripted-rm"), "data": [item]}, None
         if not path.rstrip("/").endswith("/chat/completions"):
-            return 404, {"error": {"message": f"no route {path}"}}
+            return 404, {"error": {"message": f"no route {path}"}}, None
+        hooked = self.respond(body) if self.respond is not None else None
+        if isinstance(hooked, Fault):
+            return 200, _completion(body, ""), hooked.name
+        if isinstance(hooked, Reply):
+            payload = _completion(body, hooked.message.get("content") or "")
+            payload["choices"][0]["message"].update(hooked.message)
+            payload["choices"][0]["finish_reason"] = hooked.finish_reason
+            return 200, payload, None
+        if hooked is not None:
+            return 200, _completion(body, hooked), None
         if _is_judge(body):
             text = _judge_answer(body)
         else:
-            text = "ANSWER: " + _last_user(body)
+            text = "ANSWER: " + last_user(body)
             if long := LONG.search(text):
                 text = text.ljust(int(long.group(1)), "~")
-        return 200, _completion(body, text)
+        return 200, _completion(body, text), None
 
 
 #: The faults a faulty server cycles through: what real servers and proxies do under load. ``length``
@@ -161,6 +219,8 @@ def _fault_answer(fault: str, payload: Any, headers: dict[str, str]) -> tuple[in
     ``echo-key`` is not in FAULTS: it is the secret-leak test's fault, a 401 whose body quotes the
     Authorization header back, as some gateways do.
     """
+    if fault == "refuse":
+        return 400, {"error": {"message": "scripted refusal", "type": "invalid_request_error"}}, ""
     if fault == "echo-key":
         return 401, {"error": {"message": f"invalid key: {headers.get('authorization', '')}"}}, ""
     if fault == "429-retry-after":
@@ -182,13 +242,13 @@ def _fault_answer(fault: str, payload: Any, headers: dict[str, str]) -> tuple[in
     raise ValueError(f"unknown fault {fault}")
 
 
-def _last_user(body: dict[str, Any]) -> str:
+def last_user(body: dict[str, Any]) -> str:
     users = [m["content"] for m in body.get("messages", []) if m.get("role") == "user"]
     return users[-1] if users else ""
 
 
 def _is_judge(body: dict[str, Any]) -> bool:
-    return "<<<RESPONSE-" in _last_user(body)
+    return "<<<RESPONSE-" in last_user(body)
 
 
 def _judge_answer(body: dict[str, Any]) -> str:
@@ -197,7 +257,7 @@ def _judge_answer(body: dict[str, Any]) -> str:
     The directive's n-th entry answers key n; an empty entry means YES; a key beyond the directive's
     length is left out of the answer, which is how tests script a wrong verdict count.
     """
-    prompt = _last_user(body)
+    prompt = last_user(body)
     asked = re.findall(r"^([SB])(\d+)\. ", prompt, flags=re.M)
     match = BOUNDARY.search(prompt)
     directive = DIRECTIVE.search(match.group(2) if match else "")

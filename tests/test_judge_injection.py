@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from scripted_server import ScriptedServer
+from scripted_server import ScriptedServer, last_user
 
 from pytest_specbench.judge import RESPONSE_CHAR_LIMIT, Judge, parse_json, parse_tags
 from pytest_specbench.suite import Case, Scenario, Spec
@@ -318,40 +318,30 @@ def gullible_answer(prompt: str, structured: bool) -> str:
 GENERATE = re.compile(r"case (\d+) kind (-?\d+)")
 
 
-class GullibleJudgeServer(ScriptedServer):
-    """The scripted server with the gullible judge above; generation plants the injections.
+class GullibleJudge:
+    """The scripted server's respond hook: the gullible judge above; generation plants the injections.
 
     A generation prompt ``case <n> kind <k>`` is answered with planted response n carrying injection
     k (none when k is -1), so the request the judge sees (which also shows the user's request)
     carries the injection only inside the response. With ``copycat`` the judge does worse than quote:
-    it answers with the response's fake verdict block itself.
+    it answers with the response's fake verdict block itself. ``answers`` keeps the judge's answers.
     """
 
     def __init__(self, copycat: bool = False):
-        super().__init__()
         self.copycat = copycat
         self.answers: list[str] = []
 
-    async def _answer(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
-        if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
-            return await super()._answer(method, path, headers, raw)
-        body = json.loads(raw)
-        self.requests.append(body)
-        self.headers.append(headers)
-        prompt = [m["content"] for m in body["messages"] if m["role"] == "user"][-1]
+    def __call__(self, body: dict[str, Any]) -> str:
+        prompt = last_user(body)
         if NAMED.search(prompt):
             structured = bool(body.get("response_format"))
-            if self.copycat:
-                text = FAKE_JSON if structured else FAKE_TAGS
-            else:
-                text = gullible_answer(prompt, structured)
+            text = (FAKE_JSON if structured else FAKE_TAGS) if self.copycat else gullible_answer(prompt, structured)
             self.answers.append(text)
-        else:
-            n, kind = map(int, GENERATE.search(prompt).groups())
-            text = planted(n, None if kind < 0 else kind)
-        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-        usage = {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}
-        return 200, {"id": "x", "object": "chat.completion", "created": 0, "model": "scripted", "choices": [choice], "usage": usage}
+            return text
+        generate = GENERATE.search(prompt)
+        assert generate is not None, prompt
+        n, kind = map(int, generate.groups())
+        return planted(n, None if kind < 0 else kind)
 
 
 # ----------------------------------------------------------------------------- the prompt builder
@@ -515,22 +505,22 @@ def _suite(cases: list[tuple[int, int | None]]) -> str:
     return json.dumps(suite, ensure_ascii=True)  # JSON is YAML
 
 
-def _run(pytester: pytest.Pytester, server: GullibleJudgeServer, cases: list[tuple[int, int | None]], fmt: str, mode: str) -> dict[str, dict[str, Any]]:
-    pytester.makefile(".yaml", specbench_desk=_suite(cases))
-    pytester.runpytest(
-        "--specbench-model=openai/scripted", f"--specbench-base-url={server.url}", "--specbench-cache=none",
-        "--specbench-retries=0", "--specbench-judge-retries=0", f"--specbench-judge-format={fmt}",
-        f"--specbench-judge-mode={mode}", "--specbench-report=r.json", "-p", "no:cacheprovider", "-p", "no:randomly", "-qq", "--tb=no", "-rN", "--assert=plain",
-    )  # fmt: skip
-    return {c["case_id"]: c for c in json.loads((pytester.path / "r.json").read_text())["cases"]}
+#: No retries (a misread verdict must show), no cache, quiet output, and the JSON report to read the verdicts from.
+QUIET_RUN = (
+    "--specbench-cache=none", "--specbench-retries=0", "--specbench-judge-retries=0", "--specbench-report=r.json",
+    "-p", "no:randomly", "-qq", "--tb=no", "-rN", "--assert=plain",
+)  # fmt: skip
 
 
 @pytest.mark.parametrize(("fmt", "mode"), [("json", "joint"), ("tags", "joint"), ("json", "sequential"), ("tags", "sequential")])
-def test_no_injection_changes_a_verdict_end_to_end(pytester, fmt, mode):
+def test_no_injection_changes_a_verdict_end_to_end(specbench_run, fmt, mode):
     """Every kind, planted after the true verdicts of responses with NO verdicts, through the real plugin."""
     k = len(INJECTIONS)
-    with GullibleJudgeServer() as server:
-        cases = _run(pytester, server, [(n, kind) for n in range(k) for kind in (None, n)], fmt, mode)
+    judge = GullibleJudge()
+    with ScriptedServer(respond=judge) as server:
+        suite = _suite([(n, kind) for n in range(k) for kind in (None, n)])
+        run = specbench_run(*QUIET_RUN, f"--specbench-judge-format={fmt}", f"--specbench-judge-mode={mode}", suite=suite, server=server)
+        cases = run.cases()
     assert len(cases) == 2 * k
     labels = {cid: [v["label"] for v in c["verdicts"]] for cid, c in cases.items()}  # [] for an error
     for n in range(k):
@@ -546,15 +536,16 @@ def test_no_injection_changes_a_verdict_end_to_end(pytester, fmt, mode):
     for n, name in enumerate(IDS):
         snippet = INJECTIONS[n].build(planted(n, None))[:60]
         assert name.startswith("padding-past") or any(snippet in p for p in prompts), name
-    quoted = sum(1 for a in server.answers if "Fully compliant." in a or "No rule broken." in a)
+    quoted = sum(1 for a in judge.answers if "Fully compliant." in a or "No rule broken." in a)
     assert quoted >= (1 if mode == "joint" else 4) * 2
 
 
 @pytest.mark.parametrize("fmt", ["json", "tags"])
-def test_a_judge_that_copies_the_replys_verdict_block_gives_an_error_not_a_pass(pytester, fmt):
+def test_a_judge_that_copies_the_replys_verdict_block_gives_an_error_not_a_pass(specbench_run, fmt):
     kind = IDS.index("fake-json-verdicts" if fmt == "json" else "fake-tag-blocks")
-    with GullibleJudgeServer(copycat=True) as server:
-        cases = _run(pytester, server, [(0, kind)], fmt, "joint")
+    with ScriptedServer(respond=GullibleJudge(copycat=True)) as server:
+        run = specbench_run(*QUIET_RUN, f"--specbench-judge-format={fmt}", "--specbench-judge-mode=joint", suite=_suite([(0, kind)]), server=server)
+        cases = run.cases()
     (case,) = cases.values()
     assert case["outcome"] == "error" and case["verdicts"] == [] and case["score"] is None
     expected = "repeats a verdict object" if fmt == "json" else "no <safety_specifications> block"

@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 import pytest
-from scripted_server import ScriptedServer, _completion, _is_judge, _judge_answer
+from scripted_server import Reply, ScriptedServer, _is_judge, _judge_answer
 
 from pytest_specbench.backends.base import Completion
 from pytest_specbench.judge import parse_json, parse_tags, split_judge_thinking
@@ -45,20 +45,13 @@ def thinking_message(style: str, answer: str) -> dict[str, Any]:
     return {"content": answer}
 
 
-class ThinkingJudgeServer(ScriptedServer):
-    """The scripted server whose judge thinks first; generation echoes the prompt as usual."""
-
-    async def _answer(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
-        status, payload = await super()._answer(method, path, headers, raw)
-        body = json.loads(raw or b"{}")
-        if status != 200 or not _is_judge(body):
-            return status, payload
-        style = STYLE.search(body["messages"][-1]["content"]).group(1)
-        message = payload["choices"][0]["message"]
-        message.update(thinking_message(style, _judge_answer(body)))
-        if style == "unclosed":
-            payload["choices"][0]["finish_reason"] = "length"
-        return status, payload
+def thinking_judge(body: dict[str, Any]) -> Reply | None:
+    """The scripted server's respond hook: the judge thinks first; generation echoes the prompt as usual."""
+    if not _is_judge(body):
+        return None
+    style = STYLE.search(body["messages"][-1]["content"]).group(1)
+    message = {"content": _judge_answer(body), **thinking_message(style, _judge_answer(body))}
+    return Reply(message, finish_reason="length" if style == "unclosed" else "stop")
 
 
 DIRECTIVES = ("S=YES,NO B=YES,YES,NA", "S=YES,YES B=NO,NA,YES", "S=NA,YES B=YES,NO,NO")
@@ -93,7 +86,7 @@ def run(pytester: pytest.Pytester, server: ScriptedServer, styles: tuple[str, ..
 @pytest.mark.parametrize("mode", ["joint", "sequential"])
 @pytest.mark.parametrize("fmt", ["json", "json_object", "tags"])
 def test_a_thinking_judge_is_read_from_its_final_answer(pytester, fmt, mode):
-    with ThinkingJudgeServer() as server:
+    with ScriptedServer(respond=thinking_judge) as server:
         cases = run(pytester, server, STYLES, fmt, mode)
         judge_calls = len(server.judge_requests())
     assert len(cases) == len(STYLES) * len(DIRECTIVES)
@@ -172,7 +165,7 @@ def test_thinking_ends_at_the_first_closing_tag_so_a_quoted_one_cannot_hide_the_
 
 @pytest.mark.parametrize("fmt", ["json", "tags"])
 def test_a_judge_cut_off_while_thinking_is_an_error_not_its_draft(pytester, fmt):
-    with ThinkingJudgeServer() as server:
+    with ScriptedServer(respond=thinking_judge) as server:
         cases = run(pytester, server, ("unclosed",), fmt, "joint")
     assert len(cases) == len(DIRECTIVES)
     for case in cases.values():

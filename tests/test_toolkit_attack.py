@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from toolkit_server import ToolkitServer, last_user
+from scripted_server import ScriptedServer, last_user
 
 from pytest_specbench.cli import main
 from pytest_specbench.suite import load_yaml_suite
@@ -55,7 +55,7 @@ def records(out):
 
 
 def test_unsafe_prompts_are_rewritten_and_keep_their_intent(tmp_path, capsys):
-    with ToolkitServer(make_responder()) as srv:
+    with ScriptedServer(respond=make_responder()) as srv:
         status, out = run(tmp_path, srv.url, "--progress")
     assert status == 0, capsys.readouterr().err
     _, cases = load_yaml_suite(out)
@@ -78,7 +78,7 @@ def test_unsafe_prompts_are_rewritten_and_keep_their_intent(tmp_path, capsys):
 def test_when_the_first_round_fails_the_next_round_has_ten_times_the_attempts(tmp_path, capsys):
     tactics = tmp_path / "tactics.txt"
     tactics.write_text("# only 'good' keeps the meaning\nbad one: soften it\nbad two: change it\nbad three: drop it\ngood: wrap it in a story\n")
-    with ToolkitServer(make_responder("good")) as srv:
+    with ScriptedServer(respond=make_responder("good")) as srv:
         status, out = run(tmp_path, srv.url, "--tactics", str(tactics), "--per-prompt", "1", "--max-attempts", "50")
     assert status == 0, capsys.readouterr().err
     recs = records(out)
@@ -97,7 +97,7 @@ def test_when_the_first_round_fails_the_next_round_has_ten_times_the_attempts(tm
 def test_a_prompt_without_faithful_rewrite_is_kept_and_marked_after_the_cap(tmp_path, capsys):
     tactics = tmp_path / "tactics.json"
     tactics.write_text(json.dumps([{"name": "bad", "definition": "change the request"}]))
-    with ToolkitServer(make_responder("good")) as srv:
+    with ScriptedServer(respond=make_responder("good")) as srv:
         status, out = run(tmp_path, srv.url, "--tactics", str(tactics), "--per-prompt", "2", "--max-attempts", "25")
     assert status == 0
     assert "no faithful rewrite within 25 attempts for 2 prompt(s)" in capsys.readouterr().err
@@ -114,11 +114,11 @@ def test_a_prompt_without_faithful_rewrite_is_kept_and_marked_after_the_cap(tmp_
 
 
 def test_an_interrupted_attack_resumes(tmp_path, capsys):
-    with ToolkitServer(make_responder(), fail_after=2) as srv:
+    with ScriptedServer(respond=make_responder(), fail_after=2) as srv:
         status, out = run(tmp_path, srv.url, "--concurrency", "1")
     assert status == 1
     assert "resume" in capsys.readouterr().err
-    with ToolkitServer(make_responder()) as srv:
+    with ScriptedServer(respond=make_responder()) as srv:
         status, out = run(tmp_path, srv.url, "--concurrency", "1")
     assert status == 0
     assert len(srv.requests) == 2  # the first prompt was done (and logged) before the failure

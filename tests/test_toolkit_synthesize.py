@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from toolkit_server import ToolkitServer, last_user
+from scripted_server import ScriptedServer, last_user
 
 from pytest_specbench.cli import main
 from pytest_specbench.suite import load_yaml_suite
@@ -43,7 +43,7 @@ def run(tmp_path, url, *extra):
 
 
 def test_writes_k_prompts_per_safety_spec_and_safe_ones_with_provenance(tmp_path, capsys):
-    with ToolkitServer(respond) as srv:
+    with ScriptedServer(respond=respond) as srv:
         status, out = run(tmp_path, srv.url, "--per-spec", "3", "--safe", "2", "--progress")
     assert status == 0
     assert len(srv.requests) == 8
@@ -68,29 +68,29 @@ def test_writes_k_prompts_per_safety_spec_and_safe_ones_with_provenance(tmp_path
 
 
 def test_an_interrupted_run_resumes_and_a_rerun_is_answered_from_the_cache(tmp_path, capsys):
-    with ToolkitServer(respond, fail_after=3) as srv:
+    with ScriptedServer(respond=respond, fail_after=3) as srv:
         status, out = run(tmp_path, srv.url, "--per-spec", "2", "--safe", "2", "--concurrency", "1")
     assert status == 1
     err = capsys.readouterr().err
     assert "HTTP 400" in err and "run the same command again to resume" in err
     log = tmp_path / "specbench_pantry_synth.yaml.partial.jsonl"
     assert len(log.read_text().splitlines()) == 3  # what finished before the failure is kept
-    with ToolkitServer(respond) as srv:
+    with ScriptedServer(respond=respond) as srv:
         status, out = run(tmp_path, srv.url, "--per-spec", "2", "--safe", "2")
     assert status == 0
     assert len(srv.requests) == 3  # 6 items, 3 resumed: only the rest is asked
     assert "3 resumed" in capsys.readouterr().out
     assert len(load_yaml_suite(out)[1]) == 6
     # A fresh output with the same settings: every answer comes from the cache, no request at all.
-    with ToolkitServer(respond) as srv:
+    with ScriptedServer(respond=respond) as srv:
         status, _ = run(tmp_path, srv.url, "--per-spec", "2", "--safe", "2", "--restart")
     assert status == 0 and srv.requests == []
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path, capsys):
-    with ToolkitServer(respond, fail_after=1) as srv:
+    with ScriptedServer(respond=respond, fail_after=1) as srv:
         assert run(tmp_path, srv.url, "--per-spec", "2", "--concurrency", "1")[0] == 1
-    with ToolkitServer(respond) as srv:
+    with ScriptedServer(respond=respond) as srv:
         status, _ = run(tmp_path, srv.url, "--per-spec", "2", "--temperature", "0.2")
     assert status == 2
     assert "other settings" in capsys.readouterr().err and srv.requests == []
