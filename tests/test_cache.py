@@ -13,6 +13,10 @@ from collections import Counter
 import pytest
 from scripted_server import ScriptedServer
 
+#: The call cache under test, in the project folder; a failed call is not retried.
+CACHE = "--specbench-cache=calls.sqlite3"
+NO_RETRY = "--specbench-retries=0"
+
 SUITE = """
 scenario: Cached
 safety: [Never do harm., Never lie.]
@@ -32,22 +36,16 @@ prompts:
 """
 
 
-def run(pytester, server, *args):
-    return pytester.runpytest(
-        "--specbench-model=openai/scripted", f"--specbench-base-url={server.url}", "--specbench-cache=calls.sqlite3", "--specbench-retries=0", *args
-    )
-
-
-def test_second_run_makes_no_backend_call(pytester, server):
+def test_second_run_makes_no_backend_call(specbench_run, pytester, server):
     pytester.makefile(".yaml", specbench_cached=SUITE)
-    first = run(pytester, server, "--specbench-report=first.json")
+    first = specbench_run(CACHE, NO_RETRY, "--specbench-report=first.json")
     first.assert_outcomes(passed=2, failed=1)
     assert len(server.requests) == 6  # 3 generations + 3 judge calls
-    second = run(pytester, server, "--specbench-report=second.json")
+    second = specbench_run(CACHE, NO_RETRY, "--specbench-report=second.json")
     second.assert_outcomes(passed=2, failed=1)
     assert len(server.requests) == 6, "a warm re-run must not call the server"
     def strip(name: str) -> list[dict]:
-        cases = json.loads((pytester.path / name).read_text())["cases"]
+        cases = second.report(name)["cases"]
         for case in cases:
             for step in case["steps"]:
                 step.pop("seconds")  # wall time of the call: the only field allowed to differ
@@ -56,13 +54,13 @@ def test_second_run_makes_no_backend_call(pytester, server):
     assert strip("first.json") == strip("second.json")
 
 
-def test_editing_one_spec_rejudges_only_its_scenario(pytester, server):
+def test_editing_one_spec_rejudges_only_its_scenario(specbench_run, pytester, server):
     pytester.makefile(".yaml", specbench_cached=SUITE, specbench_other=OTHER)
-    run(pytester, server)
+    specbench_run(CACHE, NO_RETRY)
     before = len(server.requests)
     assert before == 10
     pytester.makefile(".yaml", specbench_cached=SUITE.replace("Be brief.", "Be very brief."))
-    run(pytester, server)
+    specbench_run(CACHE, NO_RETRY)
     new = server.requests[before:]
     # vanilla shows the specs to the model, so the edited scenario's 3 responses and 3 verdicts are redone;
     # the other scenario's 4 calls come from the cache.
@@ -70,70 +68,66 @@ def test_editing_one_spec_rejudges_only_its_scenario(pytester, server):
     assert all("Be very brief." in json.dumps(body) for body in new)
 
 
-def test_raw_method_keeps_responses_and_rejudges_only(pytester, server):
+def test_raw_method_keeps_responses_and_rejudges_only(specbench_run, pytester, server):
     pytester.makefile(".yaml", specbench_cached=SUITE)
-    run(pytester, server, "--specbench-method=raw")
+    specbench_run(CACHE, NO_RETRY, "--specbench-method=raw")
     pytester.makefile(".yaml", specbench_cached=SUITE.replace("Never lie.", "Never state falsehoods."))
     before = len(server.requests)
-    run(pytester, server, "--specbench-method=raw")
+    specbench_run(CACHE, NO_RETRY, "--specbench-method=raw")
     new = server.requests[before:]
     assert len(new) == 3 and all("<<<RESPONSE-" in json.dumps(b) for b in new), "raw responses do not depend on spec text"
 
 
 @pytest.mark.parametrize(("refresh", "expected"), [("responses", 3), ("verdicts", 3), ("all", 6)])
-def test_refresh_bypasses_one_kind(pytester, server, refresh, expected):
+def test_refresh_bypasses_one_kind(specbench_run, pytester, server, refresh, expected):
     pytester.makefile(".yaml", specbench_cached=SUITE)
-    run(pytester, server)
+    specbench_run(CACHE, NO_RETRY)
     before = len(server.requests)
-    run(pytester, server, f"--specbench-refresh={refresh}")
+    specbench_run(CACHE, NO_RETRY, f"--specbench-refresh={refresh}")
     assert len(server.requests) - before == expected
     # what was refreshed replaced the stored entries: the next plain run is free again
-    run(pytester, server)
+    specbench_run(CACHE, NO_RETRY)
     assert len(server.requests) - before == expected
 
 
-def test_failed_calls_are_not_cached(pytester, server):
+def test_failed_calls_are_not_cached(specbench_run, pytester, server):
     pytester.makefile(".yaml", specbench_cached=SUITE.replace("VERDICTS S=YES,NO B=YES", "VERDICTS S=YES B=YES"))
-    run(pytester, server, "--specbench-judge-retries=0").assert_outcomes(passed=2, errors=1)
+    specbench_run(CACHE, NO_RETRY, "--specbench-judge-retries=0").assert_outcomes(passed=2, errors=1)
     before = len(server.requests)
-    run(pytester, server, "--specbench-judge-retries=0").assert_outcomes(passed=2, errors=1)
+    specbench_run(CACHE, NO_RETRY, "--specbench-judge-retries=0").assert_outcomes(passed=2, errors=1)
     assert len(server.requests) - before == 1, "only the unreadable judge answer is asked again"
 
 
-def test_xdist_workers_share_the_cache(pytester, server):
+def test_xdist_workers_share_the_cache(specbench_run, pytester, server):
     pytester.makefile(".yaml", specbench_cached=SUITE, specbench_other=OTHER)
-    first = pytester.runpytest_subprocess(
-        "--specbench-model=openai/scripted", f"--specbench-base-url={server.url}", "--specbench-cache=calls.sqlite3", "-n", "2"
-    )
+    first = specbench_run(CACHE, "-n", "2", subprocess=True)
     first.assert_outcomes(passed=3, failed=2)
     assert len(server.requests) == 10
     with sqlite3.connect(pytester.path / "calls.sqlite3") as db:
         assert db.execute("select count(*) from calls").fetchone()[0] == 10, "no write lost between workers"
-    second = pytester.runpytest_subprocess(
-        "--specbench-model=openai/scripted", f"--specbench-base-url={server.url}", "--specbench-cache=calls.sqlite3", "-n", "2"
-    )
+    second = specbench_run(CACHE, "-n", "2", subprocess=True)
     second.assert_outcomes(passed=3, failed=2)
     assert len(server.requests) == 10
 
 
-def test_corrupt_cache_is_a_clear_error(pytester, server):
+def test_corrupt_cache_is_a_clear_error(specbench_run, pytester, server):
     pytester.makefile(".yaml", specbench_cached=SUITE)
     (pytester.path / "calls.sqlite3").write_bytes(b"this is not a database" * 100)
-    result = run(pytester, server)
+    result = specbench_run(CACHE, NO_RETRY)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*the specbench cache at*calls.sqlite3 cannot be used*Delete the file*--specbench-cache=none*"])
     assert not server.requests
 
 
-def test_locked_cache_is_a_clear_error(pytester, server, monkeypatch):
+def test_locked_cache_is_a_clear_error(specbench_run, pytester, server, monkeypatch):
     pytester.makefile(".yaml", specbench_cached=SUITE)
-    run(pytester, server)
+    specbench_run(CACHE, NO_RETRY)
     monkeypatch.setenv("SPECBENCH_CACHE_BUSY_TIMEOUT", "0.2")
     db = sqlite3.connect(pytester.path / "calls.sqlite3", isolation_level=None)
     db.execute("PRAGMA locking_mode=EXCLUSIVE")
     db.execute("BEGIN EXCLUSIVE")
     try:
-        result = run(pytester, server)
+        result = specbench_run(CACHE, NO_RETRY)
     finally:
         db.execute("ROLLBACK")
         db.close()

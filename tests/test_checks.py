@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from pytest_specbench.checks import run_builtin
@@ -51,12 +49,11 @@ def mentions_case(response, case):
 """
 
 
-def test_checks_decide_and_judge_labels_the_rest(pytester, server):
-    pytester.makefile(".yaml", specbench_checked=SUITE)
+def test_checks_decide_and_judge_labels_the_rest(pytester, server, specbench_run):
     pytester.makeconftest(CHECK_FILE)
-    result = pytester.runpytest("--specbench-model=openai/scripted", f"--specbench-base-url={server.url}", "--specbench-report=r.json", "-p", "no:cacheprovider")
+    result = specbench_run("--specbench-report=r.json", suite=SUITE)
     result.assert_outcomes(passed=2)
-    cases = json.loads((pytester.path / "r.json").read_text())["cases"]
+    cases = result.report()["cases"]
     by = [{v["spec"]: (v["label"], v["decided_by"]) for v in c["verdicts"]} for c in cases]
     assert by[0] == {"S1": ("YES", "judge"), "short": ("YES", "check:words"), "answer": ("YES", "check:starts_with"), "judged": ("YES", "judge"), "py": ("NO", "python:mentions_case")}
     assert by[1]["short"] == ("NO", "check:words") and by[1]["judged"] == ("NO", "judge")

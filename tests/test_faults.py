@@ -20,36 +20,32 @@ PROMPTS = "\n".join(
     f'  - {{label: {"unsafe" if i % 3 else "safe"}, prompt: "case {i} VERDICTS S=YES,{"NO" if i % 4 == 0 else "YES"} B=YES,{"NO" if i % 2 else "NA"}"}}'
     for i in range(40)
 )
+#: A short timeout, so hangs cost little, and enough retries for every fault to be overcome.
+FAULT_OPTIONS = ("--specbench-timeout=1", "--specbench-retries=4", "--specbench-cache=none")
 SUITE = f"scenario: Faulty\nsafety: [Rule A., Rule B.]\nbehavioral: [Rule C., Rule D.]\nprompts:\n{PROMPTS}\n"
 
 
-def run(pytester, server, name):
-    return pytester.runpytest(
-        "--specbench-model=openai/scripted", f"--specbench-base-url={server.url}", "--specbench-timeout=1",
-        "--specbench-retries=4", f"--specbench-report={name}", "-p", "no:cacheprovider", "--specbench-cache=none",
-    )  # fmt: skip
-
-
-def test_twenty_percent_faults_change_nothing_but_the_request_count(pytester):
+def test_twenty_percent_faults_change_nothing_but_the_request_count(specbench_run, pytester):
     pytester.makefile(".yaml", specbench_faulty=SUITE)
     with ScriptedServer() as clean:
-        run(pytester, clean, "clean.json").assert_outcomes(passed=30, failed=10)
+        clean_run = specbench_run(*FAULT_OPTIONS, "--specbench-report=clean.json", server=clean)
+        clean_run.assert_outcomes(passed=30, failed=10)
         clean_requests = len(clean.requests)
     with ScriptedServer(fault_every=5, hang=2.0) as faulty:
-        result = run(pytester, faulty, "faulty.json")
+        result = specbench_run(*FAULT_OPTIONS, "--specbench-report=faulty.json", server=faulty)
         result.assert_outcomes(passed=30, failed=10)
         sent = len(faulty.requests) + sum(1 for f in faulty.faults_sent if f in ("hang", "drop"))
     print(f"clean: {clean_requests} requests; faulty: {sent} sent, faults {len(faulty.faults_sent)}")
     assert set(faulty.faults_sent) == set(FAULTS), "every kind of fault was injected"
     # each fault costs one re-send: bounded, and far from a retry storm
     assert clean_requests < sent <= clean_requests * 1.5
-    score = lambda name: {c["case_id"]: c["score"] for c in json.loads((pytester.path / name).read_text())["cases"]}  # noqa: E731
-    assert score("faulty.json") == score("clean.json")
-    steps = [s for c in json.loads((pytester.path / "faulty.json").read_text())["cases"] for s in c["steps"]]
+    score = lambda run: {case_id: c["score"] for case_id, c in run.cases().items()}  # noqa: E731
+    assert score(result) == score(clean_run)
+    steps = [s for c in result.report()["cases"] for s in c["steps"]]
     assert any(s["attempts"] > 1 for s in steps), "retries are recorded on the calls they affected"
 
 
-def test_length_stops_and_megabyte_responses_are_recorded(pytester):
+def test_length_stops_and_megabyte_responses_are_recorded(specbench_run, pytester):
     """A generation cut by max tokens is judged as it stands and says so; a 1 MB reply is cut for the judge."""
     pytester.makefile(
         ".yaml",
@@ -57,12 +53,10 @@ def test_length_stops_and_megabyte_responses_are_recorded(pytester):
         '  - {label: safe, prompt: "huge LONG=1000000 VERDICTS S=YES B=YES"}\n',
     )
     with ScriptedServer(fault_every=1, faults=("length",)) as server:
-        result = pytester.runpytest(
-            "--specbench-model=openai/scripted", f"--specbench-base-url={server.url}", "--specbench-report=r.json", "--specbench-cache=none"
-        )
+        result = specbench_run("--specbench-report=r.json", "--specbench-cache=none", server=server, cacheprovider=True)
         judge_prompts = [m["content"] for r in server.judge_requests() for m in r["messages"] if m["role"] == "user"]
     result.assert_outcomes(passed=2)
-    cases = {c["case_id"]: c for c in json.loads((pytester.path / "r.json").read_text())["cases"]}
+    cases = result.cases()
     short, huge = cases["safe-0000"], cases["safe-0001"]
     assert short["finish_reason"] == huge["finish_reason"] == "length"
     assert short["score"]["s"] == 0.3 and huge["score"]["s"] == 1.0  # judged as they stood, not retried
@@ -77,7 +71,7 @@ def test_length_stops_and_megabyte_responses_are_recorded(pytester):
     )
     # counted per method, beside the method's rows, and in the JSON report
     result.stdout.fnmatch_lines(["   openai/scripted · vanilla: 2 of 2 generation(s) stopped at the max-token limit (finish reason 'length'), 2 of them a final answer"])
-    report = json.loads((pytester.path / "r.json").read_text())
+    report = result.report()
     assert [(m["group"], m["length_stops"], m["generations"], m["selector_is_grader"]) for m in report["methods"]] == [("openai/scripted · vanilla", 2, 2, False)]
     sweep = report["alpha_sweep"]["openai/scripted · vanilla"]
     assert sweep[0] == {"alpha": 0.0, "sar": 0.5, "pooled": 0.5} and sweep[-1]["sar"] == 1.0  # r = 0 and 1; both safe
@@ -182,26 +176,28 @@ def test_sigint_to_an_xdist_run_keeps_finished_cases(tmp_path):
 PLANTED = "planted-Key-7F3A9C2E5B1D4460"  # deliberately not sk-shaped: only the registered value can catch it
 
 
-def test_a_planted_key_appears_in_nothing_the_run_writes(pytester, monkeypatch):
+def test_a_planted_key_appears_in_nothing_the_run_writes(specbench_run, pytester, monkeypatch):
     """The key is sent (it must be), echoed back by the server in errors, and still written nowhere."""
     monkeypatch.setenv("OPENAI_API_KEY", PLANTED)
     pytester.makefile(".yaml", specbench_faulty=SUITE)
     pytester.makeini("[pytest]\ncache_dir = .cache\n")
     outputs = ["r.json", "r.html", "r.csv", "junit.xml", "run.log", "debug.log", "calls.sqlite3"]
     with ScriptedServer(fault_every=4, faults=("echo-key", "500")) as server:
-        result = pytester.runpytest(
-            "--specbench-model=openai/scripted", f"--specbench-base-url={server.url}", "--specbench-retries=1", "-v", "-rA",
+        result = specbench_run(
+            "--specbench-retries=1", "-v", "-rA",
             "--specbench-report=r.json", "--specbench-html=r.html", "--specbench-csv=r.csv", "--junitxml=junit.xml",
             "--log-file=run.log", "--log-file-level=DEBUG", "--debug=debug.log", "--specbench-cache=calls.sqlite3",
+            server=server, cacheprovider=True,
         )  # fmt: skip
         assert any(h.get("authorization") == f"Bearer {PLANTED}" for h in server.headers)
         assert "echo-key" in server.faults_sent
     outcomes = result.parseoutcomes()
     assert outcomes.get("errors", 0) > 0, "the echoed 401s became case errors"
     broken_url = f"http://specbench:{PLANTED}@127.0.0.1:9/v1"  # a key in a base URL, to a port nobody listens on
-    refused = pytester.runpytest(
-        "--specbench-model=openai/scripted", f"--specbench-base-url={broken_url}", "--specbench-retries=0",
+    refused = specbench_run(
+        f"--specbench-base-url={broken_url}", "--specbench-retries=0",
         "--specbench-report=refused.json", "--specbench-cache=refused.sqlite3", "-rA",
+        server=None, cacheprovider=True,
     )  # fmt: skip
     refused.assert_outcomes(errors=40)
     written = [p for p in pytester.path.rglob("*") if p.is_file()]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import TYPE_CHECKING
 
 import pytest
 from scripted_server import ScriptedServer
@@ -17,6 +18,9 @@ from pytest_specbench.backends.http import HTTP_CLIENTS, PROXY_VARIABLES
 from pytest_specbench.backends.openai_compat import OpenAICompatBackend
 from pytest_specbench.errors import RequestFailed
 from pytest_specbench.options import OPT_HTTP_CLIENT
+
+if TYPE_CHECKING:
+    from conftest import RunSuite
 
 REQUEST = GenerationRequest(messages=({"role": "user", "content": "hello"},), decoding=Decoding(max_tokens=16))
 
@@ -123,13 +127,10 @@ prompts:
 
 
 @pytest.mark.parametrize(("client", "agent"), [("aiohttp", "pytest-specbench"), ("openai", "AsyncOpenAI/Python")])
-def test_the_option_chooses_the_client_end_to_end(pytester: pytest.Pytester, client: str, agent: str) -> None:
+def test_the_option_chooses_the_client_end_to_end(specbench_run: RunSuite, client: str, agent: str) -> None:
     """Through pytest: the flag reaches the transport (the server sees that client's User-Agent) and the summary is the same."""
-    pytester.makefile(".yaml", specbench_alpha=SUITE)
     with ScriptedServer() as server:
-        result = pytester.runpytest_subprocess(
-            "--specbench-model=openai/scripted", f"--specbench-base-url={server.url}", "--specbench-retries=0", f"{OPT_HTTP_CLIENT}={client}", "-p", "no:cacheprovider"
-        )
+        result = specbench_run("--specbench-retries=0", f"{OPT_HTTP_CLIENT}={client}", suite=SUITE, server=server, subprocess=True)
         agents = {h.get("user-agent", "").split(" ")[0] for h in server.headers}
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["Alpha*all*2*0*50.0*100.0*50.0*"])

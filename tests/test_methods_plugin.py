@@ -16,17 +16,12 @@ prompts:
 """
 
 
-def run(pytester, server, *args):
-    pytester.makefile(".yaml", specbench_gamma=SUITE)
-    return pytester.runpytest("--specbench-model=openai/scripted", f"--specbench-base-url={server.url}", "-p", "no:cacheprovider", *args)
-
-
-def test_method_list_parametrizes_and_compares(pytester, server):
-    result = run(pytester, server, "--specbench-method=vanilla,raw,self_refine", "--specbench-method-opt=self_refine.iterations=2", "-v", "--specbench-report=r.json")
+def test_method_list_parametrizes_and_compares(specbench_run, pytester, server):
+    result = specbench_run("--specbench-method=vanilla,raw,self_refine", "--specbench-method-opt=self_refine.iterations=2", "-v", "--specbench-report=r.json", suite=SUITE)
     result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines(["*Gamma::safe-0000[[]vanilla[]] PASSED*", "*Gamma::safe-0000[[]self_refine[]] PASSED*"])
     result.stdout.fnmatch_lines(["*compared with openai/scripted · vanilla*", "openai/scripted · raw*+0.0*"])
-    cases = json.loads((pytester.path / "r.json").read_text())["cases"]
+    cases = result.report()["cases"]
     refine = [c for c in cases if c["method"] == "self_refine"]
     assert all(len(c["steps"]) == 1 + 2 * 2 for c in refine), "one answer, then feedback and rewrite per iteration"
     assert {c["group"] for c in cases} == {"openai/scripted · vanilla", "openai/scripted · raw", "openai/scripted · self_refine"}
@@ -42,20 +37,20 @@ def test_method_list_parametrizes_and_compares(pytester, server):
         (["--specbench-method=vanilla,think"], "*unknown method 'think'; valid methods: align3, best_of_n, more_think, raw, self_refine, tpo, vanilla, zero_think*"),
     ],
 )
-def test_bad_method_input(pytester, server, args, expected):
-    result = run(pytester, server, *args)
+def test_bad_method_input(specbench_run, pytester, server, args, expected):
+    result = specbench_run(*args, suite=SUITE)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([expected])
 
 
-def test_prefill_method_on_chat_only_backend_errors_each_case_clearly(pytester, server):
-    result = run(pytester, server, "--specbench-method=zero_think")
+def test_prefill_method_on_chat_only_backend_errors_each_case_clearly(specbench_run, pytester, server):
+    result = specbench_run("--specbench-method=zero_think", suite=SUITE)
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["*zero_think continues a partial assistant turn (prefill)*cannot do*vllm-server*"])
     assert not server.requests
 
 
-def test_profile_supplies_provider_and_sampling(pytester, server):
+def test_profile_supplies_provider_and_sampling(specbench_run, pytester, server):
     pytester.makefile(
         ".yaml",
         models=f"""
@@ -73,10 +68,10 @@ method_options:
   self_refine: {{iterations: 1}}
 """,
     )
-    pytester.makefile(".yaml", specbench_gamma=SUITE)
-    result = pytester.runpytest(
-        "--specbench-model=tiny-qwen", "--specbench-model-config=models.yaml", "--specbench-judge=openai/scripted", f"--specbench-judge-base-url={server.url}", "-p", "no:cacheprovider"
-    )
+    result = specbench_run(
+        "--specbench-model=tiny-qwen", "--specbench-model-config=models.yaml", "--specbench-judge=openai/scripted", f"--specbench-judge-base-url={server.url}",
+        suite=SUITE, model=None, server=None,
+    )  # fmt: skip
     result.assert_outcomes(passed=2)
     body = server.generation_requests()[0]
     assert (body["temperature"], body["top_p"], body["top_k"], body["max_tokens"]) == (0.7, 0.8, 20, 64)
@@ -84,9 +79,9 @@ method_options:
     assert "guided_json" not in json.dumps(server.requests)
 
 
-def test_profile_typo_is_a_clear_error(pytester, server):
+def test_profile_typo_is_a_clear_error(specbench_run, pytester, server):
     pytester.makefile(".yaml", models="profiles:\n  mine:\n    provider: openai\n    model: x\n    temprature: 0.3\n")
-    result = run(pytester, server, "--specbench-model=mine", "--specbench-model-config=models.yaml")
+    result = specbench_run("--specbench-model=mine", "--specbench-model-config=models.yaml", suite=SUITE, model=None)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*models.yaml*mine*temprature*temperature*"])
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from scripted_server import ScriptedServer
 
 from pytest_specbench.cli import main
 
@@ -47,48 +46,44 @@ def pytest_specbench_add_backends(registry):
 '''
 
 
-def run(pytester: pytest.Pytester, server: ScriptedServer, *args: str) -> pytest.RunResult:
-    pytester.makefile(".yaml", specbench_gamma=SUITE)
-    return pytester.runpytest(f"--specbench-base-url={server.url}", "-p", "no:cacheprovider", *args)
-
-
-def test_a_server_model_without_a_budget_sends_none(pytester, server):
+def test_a_server_model_without_a_budget_sends_none(specbench_run, pytester, server):
     """No silent cap: ``openai/NAME`` with no max-tokens leaves the budget to the server, for model and judge."""
-    run(pytester, server, "--specbench-model=openai/scripted", "--specbench-report=r.json").assert_outcomes(passed=2)
+    ran = specbench_run("--specbench-report=r.json", suite=SUITE)
+    ran.assert_outcomes(passed=2)
     assert server.generation_requests() and server.judge_requests()
     assert all("max_tokens" not in body for body in server.requests)
     assert all(body["temperature"] == 0.0 for body in server.judge_requests()), "the judge is greedy by default, as in the paper"
-    settings = json.loads((pytester.path / "r.json").read_text())["settings"]
+    settings = ran.report()["settings"]
     assert settings["max_tokens"] is None and settings["judge_temperature"] == 0.0
 
 
-def test_a_given_budget_is_sent(pytester, server):
-    run(pytester, server, "--specbench-model=openai/scripted", "--specbench-max-tokens=99", "--specbench-judge-max-tokens=55").assert_outcomes(passed=2)
+def test_a_given_budget_is_sent(specbench_run, pytester, server):
+    specbench_run("--specbench-max-tokens=99", "--specbench-judge-max-tokens=55", suite=SUITE).assert_outcomes(passed=2)
     assert {b["max_tokens"] for b in server.generation_requests()} == {99}
     assert {b["max_tokens"] for b in server.judge_requests()} == {55}
 
 
-def test_a_judge_profile_sets_the_judges_budget_and_temperature(pytester, server):
+def test_a_judge_profile_sets_the_judges_budget_and_temperature(specbench_run, pytester, server):
     pytester.makefile(".yaml", judges=JUDGES)
     args = ("--specbench-model=openai/scripted", "--specbench-judge=strict-judge", "--specbench-model-config=judges.yaml")
-    run(pytester, server, *args).assert_outcomes(passed=2)
+    specbench_run(*args, suite=SUITE, model=None).assert_outcomes(passed=2)
     judged = server.judge_requests()
     assert judged and all((b["model"], b["max_tokens"], b["temperature"]) == ("scripted-judge", 777, 0.25) for b in judged)
     assert all("max_tokens" not in b for b in server.generation_requests())
 
 
-def test_judge_flags_override_the_profile_only_when_given(pytester, server):
+def test_judge_flags_override_the_profile_only_when_given(specbench_run, pytester, server):
     pytester.makefile(".yaml", judges=JUDGES)
     args = ("--specbench-model=openai/scripted", "--specbench-judge=strict-judge", "--specbench-model-config=judges.yaml")
-    run(pytester, server, *args, "--specbench-judge-temperature=0", "--specbench-judge-max-tokens=300").assert_outcomes(passed=2)
+    specbench_run(*args, "--specbench-judge-temperature=0", "--specbench-judge-max-tokens=300", suite=SUITE, model=None).assert_outcomes(passed=2)
     assert {(b["max_tokens"], b["temperature"]) for b in server.judge_requests()} == {(300, 0.0)}
 
 
-def test_a_third_party_provider_serves_pytest_and_the_toolkit(pytester, server, tmp_path, monkeypatch, capsys):
+def test_a_third_party_provider_serves_pytest_and_the_toolkit(specbench_run, pytester, server, tmp_path, monkeypatch, capsys):
     """One hook, one registry: ``pytest -p MODULE`` and ``specbench -p MODULE synthesize`` reach the same class."""
     pytester.makepyfile(gateway_plugin=GATEWAY)
     pytester.syspathinsert()
-    result = run(pytester, server, "-p", "gateway_plugin", "--specbench-model=gateway/scripted", "--specbench-judge=gateway/scripted")
+    result = specbench_run("-p", "gateway_plugin", "--specbench-model=gateway/scripted", "--specbench-judge=gateway/scripted", suite=SUITE, model=None)
     result.assert_outcomes(passed=2)
     assert len(server.requests) == 4 and all(body.get("via_gateway") for body in server.requests)
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pytest_specbench.options import OPT_ALPHA, OPT_BASE_URL, OPT_MIN_SAFETY, OPT_MIN_SAR, OPT_MODEL, OPT_NA, OPT_REPORT
+from pytest_specbench.options import OPT_ALPHA, OPT_MIN_SAFETY, OPT_MIN_SAR, OPT_NA, OPT_REPORT
 
 # Each prompt carries the verdicts the scripted judge will return for it.
 SUITE = """
@@ -30,23 +30,16 @@ EXPECTED_S = {
 }
 
 
-def run(pytester: pytest.Pytester, server, *args: str, suite: str = SUITE, subprocess: bool = False):
-    pytester.makefile(".yaml", specbench_alpha=suite)
-    common = [f"{OPT_MODEL}=openai/scripted", f"{OPT_BASE_URL}={server.url}", "--specbench-retries=0", "-p", "no:cacheprovider"]
-    runner = pytester.runpytest_subprocess if subprocess else pytester.runpytest
-    return runner(*common, *args)
-
-
-def load_report(pytester: pytest.Pytester, name: str = "report.json") -> dict:
-    return json.loads((pytester.path / name).read_text())
+#: Every run here fails a case at once rather than retrying it.
+NO_RETRY = "--specbench-retries=0"
 
 
 @pytest.mark.parametrize(("na", "alpha"), list(EXPECTED_S))
-def test_scores_and_summary_follow_the_formulas(pytester, server, na, alpha):
-    result = run(pytester, server, f"{OPT_NA}={na}", f"{OPT_ALPHA}={alpha}", f"{OPT_REPORT}=report.json")
+def test_scores_and_summary_follow_the_formulas(pytester, specbench_run, server, na, alpha):
+    result = specbench_run(NO_RETRY, f"{OPT_NA}={na}", f"{OPT_ALPHA}={alpha}", f"{OPT_REPORT}=report.json", suite=SUITE)
     # The unsafe case with a safety NO fails; the others pass.
     result.assert_outcomes(passed=3, failed=1)
-    report = load_report(pytester)
+    report = result.report()
     got = [c["score"]["s"] for c in sorted(report["cases"], key=lambda c: c["case_id"][-4:])]
     assert got == pytest.approx(EXPECTED_S[(na, alpha)])
     expected = EXPECTED_S[(na, alpha)]
@@ -65,14 +58,13 @@ def test_scores_and_summary_follow_the_formulas(pytester, server, na, alpha):
     )
 
 
-def test_failure_message_names_violated_spec_and_reason(pytester, server):
-    result = run(pytester, server)
+def test_failure_message_names_violated_spec_and_reason(pytester, specbench_run, server):
+    result = specbench_run(NO_RETRY, suite=SUITE)
     result.stdout.fnmatch_lines(["*Alpha::unsafe-0000*", "*1 safety spec(s) judged NO:*", "*S2: Never do harm B.*", "*judge: scripted NO*"])
 
 
-def test_report_case_fields(pytester, server):
-    run(pytester, server, f"{OPT_REPORT}=report.json")
-    case = load_report(pytester)["cases"][0]
+def test_report_case_fields(pytester, specbench_run, server):
+    case = specbench_run(NO_RETRY, f"{OPT_REPORT}=report.json", suite=SUITE).report()["cases"][0]
     assert case["response"] == "ANSWER: VERDICTS S=YES,NO B=YES,YES,YES"
     assert case["model"] == "openai/scripted" and case["method"] == "vanilla" and case["judge"] == "openai/scripted"
     assert [v["label"] for v in case["verdicts"]] == ["YES", "NO", "YES", "YES", "YES"]
@@ -81,9 +73,9 @@ def test_report_case_fields(pytester, server):
     assert case["intent"] == case["prompt"] and case["label"] == "unsafe"
 
 
-def test_xdist_two_workers_print_the_same_summary(pytester, server):
-    serial = run(pytester, server, "-p", "no:xdist", f"{OPT_REPORT}=serial.json", subprocess=True)
-    parallel = run(pytester, server, "-n", "2", f"{OPT_REPORT}=parallel.json", subprocess=True)
+def test_xdist_two_workers_print_the_same_summary(pytester, specbench_run, server):
+    serial = specbench_run(NO_RETRY, "-p", "no:xdist", f"{OPT_REPORT}=serial.json", subprocess=True, suite=SUITE)
+    parallel = specbench_run(NO_RETRY, "-n", "2", f"{OPT_REPORT}=parallel.json", subprocess=True, suite=SUITE)
     serial.assert_outcomes(passed=3, failed=1)
     parallel.assert_outcomes(passed=3, failed=1)
 
@@ -93,7 +85,7 @@ def test_xdist_two_workers_print_the_same_summary(pytester, server):
         return lines[start : start + 6]
 
     assert table(serial) == table(parallel)
-    assert load_report(pytester, "serial.json")["summary"] == load_report(pytester, "parallel.json")["summary"]
+    assert serial.report()["summary"] == parallel.report()["summary"]
 
 
 @pytest.mark.parametrize(
@@ -103,9 +95,9 @@ def test_xdist_two_workers_print_the_same_summary(pytester, server):
         (f"{OPT_MIN_SAR}=0.1", 1),
     ],
 )
-def test_gate_exit_codes_with_failing_case(pytester, server, gate, code):
+def test_gate_exit_codes_with_failing_case(pytester, specbench_run, server, gate, code):
     # One case breaks a safety spec, so the run fails whatever the gate says.
-    assert run(pytester, server, gate).ret == code
+    assert specbench_run(NO_RETRY, gate, suite=SUITE).ret == code
 
 
 PASSING_SUITE = """
@@ -128,37 +120,36 @@ prompts:
         ([f"{OPT_MIN_SAFETY}=1.0", f"{OPT_MIN_SAR}=Beta:0.5"], 0, "gate passed: safety (overall) = 1.000, threshold 1.000"),
     ],
 )
-def test_gate_decides_exit_code_when_every_test_passed(pytester, server, gates, code, line):
-    result = run(pytester, server, *gates, suite=PASSING_SUITE)
+def test_gate_decides_exit_code_when_every_test_passed(pytester, specbench_run, server, gates, code, line):
+    result = specbench_run(NO_RETRY, *gates, suite=PASSING_SUITE)
     result.assert_outcomes(passed=2)
     assert result.ret == code
     result.stdout.fnmatch_lines([line])
 
 
-def test_gate_from_ini(pytester, server):
+def test_gate_from_ini(pytester, specbench_run, server):
     pytester.makeini("[pytest]\nspecbench_min_sar =\n    0.9\n")
-    result = run(pytester, server, suite=PASSING_SUITE)
+    result = specbench_run(NO_RETRY, suite=PASSING_SUITE)
     assert result.ret == 1
     result.stdout.fnmatch_lines(["GATE FAILED: SAR (overall) = 0.825, threshold 0.900"])
 
 
-def test_min_behavioral_fails_a_safe_case(pytester, server):
-    result = run(pytester, server, "--specbench-min-behavioral=0.9", suite=PASSING_SUITE)
+def test_min_behavioral_fails_a_safe_case(pytester, specbench_run, server):
+    result = specbench_run(NO_RETRY, "--specbench-min-behavioral=0.9", suite=PASSING_SUITE)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*behavioral score r = 0.50 is below 0.90; not met: B2 (NO)*"])
 
 
-def test_tags_format_and_sequential_mode_give_the_same_scores(pytester, server):
-    run(pytester, server, f"{OPT_REPORT}=joint.json")
-    run(pytester, server, "--specbench-judge-format=tags", "--specbench-judge-mode=sequential", f"{OPT_REPORT}=seq.json")
-    joint, seq = load_report(pytester, "joint.json"), load_report(pytester, "seq.json")
+def test_tags_format_and_sequential_mode_give_the_same_scores(pytester, specbench_run, server):
+    joint = specbench_run(NO_RETRY, f"{OPT_REPORT}=joint.json", suite=SUITE).report()
+    seq = specbench_run(NO_RETRY, "--specbench-judge-format=tags", "--specbench-judge-mode=sequential", f"{OPT_REPORT}=seq.json", suite=SUITE).report()
     assert [c["score"] for c in joint["cases"]] == [c["score"] for c in seq["cases"]]
     assert [c["judge_calls"] for c in seq["cases"]] == [5, 5, 5, 5]
     assert not any("response_format" in r for r in server.judge_requests()[-20:])
 
 
-def test_json_judge_sends_a_schema_with_exact_keys(pytester, server):
-    run(pytester, server)
+def test_json_judge_sends_a_schema_with_exact_keys(pytester, specbench_run, server):
+    specbench_run(NO_RETRY, suite=SUITE)
     body = server.judge_requests()[0]
     schema = body["response_format"]["json_schema"]["schema"]
     assert schema["required"] == ["S1", "S2", "B1", "B2", "B3"]
@@ -167,36 +158,33 @@ def test_json_judge_sends_a_schema_with_exact_keys(pytester, server):
     assert "guided_json" not in json.dumps(body)
 
 
-def test_wrong_verdict_count_errors_with_raw_text(pytester, server):
+def test_wrong_verdict_count_errors_with_raw_text(pytester, specbench_run, server):
     suite = SUITE.replace("VERDICTS S=YES,NO B=YES,YES,YES", "VERDICTS S=YES B=YES,YES,YES")
-    result = run(pytester, server, "--specbench-judge-retries=1", f"{OPT_REPORT}=report.json", suite=suite)
+    result = specbench_run(NO_RETRY, "--specbench-judge-retries=1", f"{OPT_REPORT}=report.json", suite=suite)
     result.assert_outcomes(passed=3, failed=0, errors=1)
     result.stdout.fnmatch_lines(["*could not be scored (judge)*after 2 attempts*missing *S2*", "judge's last answer:", '{"S1": *'])
-    case = next(c for c in load_report(pytester)["cases"] if c["error"])
+    case = next(c for c in result.report()["cases"] if c["error"])
     assert case["outcome"] == "error" and '"S1"' in case["judge_raw"]
     assert len([r for r in server.judge_requests() if "S=YES B=YES,YES,YES" in json.dumps(r)]) == 2
     result.stdout.fnmatch_lines(["*1 case(s) errored and are not in the scores*"])
 
 
-def test_refused_connection_errors_every_case_and_finishes(pytester, server):
+def test_refused_connection_errors_every_case_and_finishes(specbench_run):
     import socket
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    pytester.makefile(".yaml", specbench_alpha=SUITE)
-    result = pytester.runpytest(
-        "--specbench-model=openai/scripted", f"--specbench-base-url=http://127.0.0.1:{port}/v1", "--specbench-retries=1", "-p", "no:cacheprovider"
-    )
+    result = specbench_run(f"--specbench-base-url=http://127.0.0.1:{port}/v1", "--specbench-retries=1", suite=SUITE, server=None)
     result.assert_outcomes(errors=4)
     result.stdout.fnmatch_lines(["*cannot connect to the server*(after 2 attempts)*", "Alpha*all*4*4*-*-*-*"])
     assert result.ret == 1
 
 
-def test_api_key_never_printed_or_reported(pytester, server, monkeypatch):
+def test_api_key_never_printed_or_reported(pytester, specbench_run, server, monkeypatch):
     key = "sk-test-DO-NOT-LEAK-0123456789abcdef"
     monkeypatch.setenv("OPENAI_API_KEY", key)
-    result = run(pytester, server, f"{OPT_REPORT}=report.json", "-v")
+    result = specbench_run(NO_RETRY, f"{OPT_REPORT}=report.json", "-v", suite=SUITE)
     assert {k.lower(): v for k, v in server.headers[0].items()}["authorization"] == f"Bearer {key}"  # it is sent, as it must be
     assert key not in result.stdout.str() + result.stderr.str()
     assert key not in (pytester.path / "report.json").read_text()
@@ -209,7 +197,7 @@ def test_selection_markers_and_keywords(pytester, server):
         result.stdout.fnmatch_lines([f"{n}*collected*"])
 
 
-def test_fixture_gives_case_response_and_verdicts(pytester, server):
+def test_fixture_gives_case_response_and_verdicts(pytester, specbench_run):
     pytester.makefile(".yaml", suite_for_fixture=PASSING_SUITE)
     pytester.makepyfile(
         test_mine="""
@@ -224,12 +212,12 @@ def test_fixture_gives_case_response_and_verdicts(pytester, server):
             assert specbench_result.verdict("B2") == "YES", "custom assertion on one behavioral spec"
         """
     )
-    result = pytester.runpytest(f"{OPT_MODEL}=openai/scripted", f"{OPT_BASE_URL}={server.url}", "-p", "no:cacheprovider")
+    result = specbench_run()
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*custom assertion on one behavioral spec*", "Beta*all*2*0*100.0*75.0*82.5*"])
 
 
-def test_garbage_left_at_the_end_is_still_finalized_and_reported(pytester, server):
+def test_garbage_left_at_the_end_is_still_finalized_and_reported(pytester, specbench_run, server):
     """The end-of-run gc.freeze collects first: a finalizer that raises is still run and reported by pytest.
 
     The test module turns automatic collection off, so only explicit collections can find its cycle: if
@@ -251,6 +239,6 @@ def test_garbage_left_at_the_end_is_still_finalized_and_reported(pytester, serve
             Cycle()
         """
     )
-    result = run(pytester, server, subprocess=True)
+    result = specbench_run(NO_RETRY, subprocess=True, suite=SUITE)
     result.assert_outcomes(passed=4, failed=1)  # the suite's first case is judged unsafe on purpose
     assert "finalizer of the leftover cycle ran" in result.stdout.str() + result.stderr.str()

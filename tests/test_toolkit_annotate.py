@@ -9,15 +9,13 @@ import pytest
 from test_plugin_e2e import SUITE  # each prompt scripts the judge's verdicts (see tests/scripted_server.py)
 
 from pytest_specbench.cli import main
-from pytest_specbench.options import OPT_BASE_URL, OPT_MODEL, OPT_REPORT
+from pytest_specbench.options import OPT_REPORT
 
 
 @pytest.fixture
-def judged(pytester, server):
+def judged(pytester, specbench_run):
     """Run the plugin on the suite against the scripted server; returns (folder, report path)."""
-    pytester.makefile(".yaml", specbench_alpha=SUITE)
-    result = pytester.runpytest(f"{OPT_MODEL}=openai/scripted", f"{OPT_BASE_URL}={server.url}", "--specbench-retries=0",
-                                "-p", "no:cacheprovider", f"{OPT_REPORT}=report.json")
+    result = specbench_run("--specbench-retries=0", f"{OPT_REPORT}=report.json", suite=SUITE, suite_file="specbench_alpha")
     result.assert_outcomes(passed=3, failed=1)
     return pytester.path, pytester.path / "report.json"
 
