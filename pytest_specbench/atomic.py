@@ -65,7 +65,7 @@ def atomic_open(path: Path | str, mode: str = "w", *, create_parents: bool = Fal
     _check_folder(path, create_parents)
     fd, tmp = _temp_sibling(path)
     try:
-        with os.fdopen(fd, mode, **({"encoding": "utf-8", "newline": ""} if mode == "w" else {})) as fh:
+        with os.fdopen(fd, mode, encoding="utf-8" if mode == "w" else None, newline="" if mode == "w" else None) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

@@ -420,8 +420,8 @@ def _prompts_path(where: str, suite: Path, name: str, node: Any) -> Path:
 
 def _load_prompt_file(scenario: Scenario, path: Path, *, start: int) -> list[Case]:
     where = str(path)
+    records: list[tuple[Any, int | None]] = []  # (prompt object, its line in a .jsonl file)
     if path.suffix == ".jsonl":
-        records = []
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:

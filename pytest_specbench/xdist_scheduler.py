@@ -13,7 +13,7 @@ import pytest
 from xdist.scheduler import LoadScheduling
 
 
-class PipelinedLoadScheduling(LoadScheduling):  # type: ignore[misc]
+class PipelinedLoadScheduling(LoadScheduling):
     """Keeps at least ``depth`` tests queued per worker while any are left.
 
     xdist refills a worker only when fewer than a quarter of its fair share is queued, and not at all

@@ -175,7 +175,7 @@ def _metric(name: str) -> Metric:
     key = name.lower()
     if key not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {name!r}")
-    return key  # type: ignore[return-value]
+    return key
 
 
 @dataclass(frozen=True)

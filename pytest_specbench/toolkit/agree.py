@@ -92,9 +92,9 @@ def load_side(path: Path) -> Side:
         side.labels.setdefault(group, {})[key] = got
         side.specs.setdefault(key[0], set()).update(got)
         if case.get("response") is not None:
-            side.responses[(group, *key)] = hashlib.sha256(str(case["response"]).encode("utf-8")).hexdigest()
+            side.responses[(group,) + key] = hashlib.sha256(str(case["response"]).encode("utf-8")).hexdigest()
         elif case.get("response_sha256"):
-            side.responses[(group, *key)] = str(case["response_sha256"])
+            side.responses[(group,) + key] = str(case["response_sha256"])
     return side
 
 
