@@ -73,21 +73,15 @@ def labels_of(directive: str) -> list[str]:
     return s.split(",") + b.split(",")
 
 
-def run(pytester: pytest.Pytester, server: ScriptedServer, styles: tuple[str, ...], fmt: str, mode: str) -> dict[str, dict[str, Any]]:
-    pytester.makefile(".yaml", specbench_think=suite(styles))
-    pytester.runpytest(
-        "--specbench-model=openai/scripted", f"--specbench-base-url={server.url}", "--specbench-cache=none",
-        "--specbench-retries=0", "--specbench-judge-retries=0", f"--specbench-judge-format={fmt}",
-        f"--specbench-judge-mode={mode}", "--specbench-report=r.json", "-p", "no:cacheprovider", "-qq", "--tb=no",
-    )  # fmt: skip
-    return {c["case_id"]: c for c in json.loads((pytester.path / "r.json").read_text())["cases"]}
+#: No retries (a misread verdict must show), no cache, quiet output, and the JSON report to read the verdicts from.
+QUIET_RUN = ("--specbench-cache=none", "--specbench-retries=0", "--specbench-judge-retries=0", "--specbench-report=r.json", "-qq", "--tb=no")
 
 
 @pytest.mark.parametrize("mode", ["joint", "sequential"])
 @pytest.mark.parametrize("fmt", ["json", "json_object", "tags"])
-def test_a_thinking_judge_is_read_from_its_final_answer(pytester, fmt, mode):
+def test_a_thinking_judge_is_read_from_its_final_answer(specbench_run, fmt, mode):
     with ScriptedServer(respond=thinking_judge) as server:
-        cases = run(pytester, server, STYLES, fmt, mode)
+        cases = specbench_run(*QUIET_RUN, f"--specbench-judge-format={fmt}", f"--specbench-judge-mode={mode}", suite=suite(STYLES), server=server).cases()
         judge_calls = len(server.judge_requests())
     assert len(cases) == len(STYLES) * len(DIRECTIVES)
     assert {cid: c["error"] for cid, c in cases.items() if c["error"]} == {}
@@ -164,9 +158,9 @@ def test_thinking_ends_at_the_first_closing_tag_so_a_quoted_one_cannot_hide_the_
 
 
 @pytest.mark.parametrize("fmt", ["json", "tags"])
-def test_a_judge_cut_off_while_thinking_is_an_error_not_its_draft(pytester, fmt):
+def test_a_judge_cut_off_while_thinking_is_an_error_not_its_draft(specbench_run, fmt):
     with ScriptedServer(respond=thinking_judge) as server:
-        cases = run(pytester, server, ("unclosed",), fmt, "joint")
+        cases = specbench_run(*QUIET_RUN, f"--specbench-judge-format={fmt}", "--specbench-judge-mode=joint", suite=suite(("unclosed",)), server=server).cases()
     assert len(cases) == len(DIRECTIVES)
     for case in cases.values():
         assert case["outcome"] == "error" and case["verdicts"] == [] and case["score"] is None

@@ -105,13 +105,13 @@ def pytest_specbench_add_methods(registry):
 """
 
 
-def test_a_plugin_method_registers_through_the_hook_with_its_options(pytester, server):
+def test_a_plugin_method_registers_through_the_hook_with_its_options(specbench_run, pytester, server):
     pytester.makeconftest(PLUGIN_METHOD)
-    result = run(pytester, server, "--specbench-method=polite", "--specbench-method-opt=polite.phrase=Cheers!", "--specbench-method-opt=polite.times=2")
+    result = specbench_run("--specbench-method=polite", "--specbench-method-opt=polite.phrase=Cheers!", "--specbench-method-opt=polite.times=2", suite=SUITE)
     result.assert_outcomes(passed=2)
     assert all(r["messages"][-1]["content"].endswith("Cheers! Cheers!") for r in server.generation_requests())
-    bad = run(pytester, server, "--specbench-method=polite", "--specbench-method-opt=polite.times=0")
+    bad = specbench_run("--specbench-method=polite", "--specbench-method-opt=polite.times=0", suite=SUITE)
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*polite.times must be at least 1*"])
-    typo = run(pytester, server, "--specbench-method=polite", "--specbench-method-opt=polite.phrases=Hi")
+    typo = specbench_run("--specbench-method=polite", "--specbench-method-opt=polite.phrases=Hi", suite=SUITE)
     typo.stderr.fnmatch_lines(["*unknown option polite.phrases; valid options of polite: phrase, times*"])
