@@ -39,7 +39,7 @@ from .backends.base import Backend, Completion, Decoding, GenerationRequest
 from .checks import decide, is_checked
 from .errors import JudgeError
 from .methods import THINK_CLOSE, THINK_OPEN
-from .scoring import Verdict
+from .scoring import Label, Verdict
 from .suite import Case, Spec
 
 JUDGE_FORMATS = ("json", "json_object", "tags")
@@ -394,11 +394,13 @@ def parse_json(text: str, expected: Sequence[tuple[str, Spec]], reply: str = "")
     return out
 
 
-def _normalise_label(value: Any) -> str | None:
+_LABELS: dict[str, Label] = {"YES": "YES", "NO": "NO", "NA": "NA"}
+
+
+def _normalise_label(value: Any) -> Label | None:
     if not isinstance(value, str):
         return None
-    v = re.sub(r"[\s/]", "", value).upper()
-    return v if v in ("YES", "NO", "NA") else None
+    return _LABELS.get(re.sub(r"[\s/]", "", value).upper())
 
 
 _TAG = re.compile(r"<\s*/?\s*(YES|NO|N\s*/?\s*A)\s*>", re.I)

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pytest
 
@@ -355,7 +355,7 @@ def add_options(parser: pytest.Parser) -> None:
         if opt.metavar:
             kwargs["metavar"] = opt.metavar
         group.addoption(opt.flag, **kwargs)
-        ini_type = "linelist" if opt.repeat else ("bool" if opt.switch else "string")
+        ini_type: Literal["linelist", "bool", "string"] = "linelist" if opt.repeat else ("bool" if opt.switch else "string")
         parser.addini(opt.ini, opt.help, type=ini_type, default=[] if opt.repeat else (False if opt.switch else ""))
 
 

@@ -289,7 +289,7 @@ def load_profiles(path: str | Path | None = None) -> ProfileFile:
     import yaml
 
     if path is None:
-        text = resources.files("pytest_specbench").joinpath("profiles", SHIPPED).read_text(encoding="utf-8")
+        text = resources.files("pytest_specbench").joinpath("profiles").joinpath(SHIPPED).read_text(encoding="utf-8")
         label = f"<shipped {SHIPPED}>"
         base = str(Path(str(resources.files("pytest_specbench"))) / "profiles" / SHIPPED)
     else:

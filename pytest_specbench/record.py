@@ -84,8 +84,8 @@ class CaseRecord(TypedDict):
     label: str
     prompt: str
     intent: str
-    answer: str
-    source: str
+    answer: str | None
+    source: str | None
     model: str
     method: str
     judge: str
@@ -140,7 +140,7 @@ def build_record(outcome: CaseOutcome, redact: Redactor) -> CaseRecord:
         "prompt_tokens": result.prompt_tokens if result else None,
         "finish_reason": result.finish_reason if result else None,
         "steps": [s.to_dict() for s in result.steps] if result else [],  # type: ignore[misc]
-        "verdicts": [v.to_dict() for v in outcome.verdicts],  # type: ignore[misc]
+        "verdicts": [v.to_dict() for v in outcome.verdicts],
         "judge_calls": judged.calls if judged else 0,
         "judge_attempts": judged.attempts if judged else 0,
         "judge_tokens": judged.completion_tokens if judged else 0,

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from .backends import BackendRegistry
 from .backends.base import Backend, BackendSpec, Decoding
@@ -32,6 +32,15 @@ from .suite import Case
 
 #: The judge's temperature when neither --specbench-judge-temperature nor its profile sets one (the paper's).
 JUDGE_TEMPERATURE = 0.0
+
+
+class _OutcomeBase(TypedDict):
+    """The fields every outcome of one case has, whatever happened to it."""
+
+    case: Case
+    model: str
+    method: str
+    judge: str
 
 
 @dataclass(frozen=True)
@@ -214,7 +223,7 @@ class Engine:
     async def _evaluate(self, case: Case, method: str) -> CaseOutcome:
         s = self.settings
         label = self._labels.get(method) or self.methods.label(method, self.method_options.get(method, {}))
-        base = {"case": case, "model": s.model, "method": label, "judge": s.judge}
+        base: _OutcomeBase = {"case": case, "model": s.model, "method": label, "judge": s.judge}
         if self._setup_error:
             return CaseOutcome(**base, error=self._setup_error, error_stage="setup")
         if self._semaphore is None:
@@ -226,7 +235,7 @@ class Engine:
             finally:
                 self.in_flight -= 1
 
-    async def _evaluate_now(self, case: Case, method: str, base: dict[str, Any]) -> CaseOutcome:
+    async def _evaluate_now(self, case: Case, method: str, base: _OutcomeBase) -> CaseOutcome:
         """Generate, then judge, then score; any failure becomes the outcome's error, with its stage."""
         fn, ctx = self._methods[method]
         try:

@@ -31,6 +31,7 @@ from .distributed import DEFAULT_PIPELINE, Role, WorkerQueue, role
 if TYPE_CHECKING:
     import threading
 
+    from .record import CaseRecord
     from .runconfig import RunConfig
     from .runner import CaseOutcome, Engine
     from .suite import Case
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 PLUGIN_NAME = "specbench-session"
 RECORD_KEY = "specbench"
 OUTCOME_KEY = pytest.StashKey["CaseOutcome"]()
-RECORD_STASH = pytest.StashKey[dict]()
+RECORD_STASH: pytest.StashKey[CaseRecord] = pytest.StashKey()
 #: Cases scheduled ahead of the running test, per concurrency slot, in a run without xdist.
 AHEAD_PER_SLOT = 4
 #: What the controller's session finish imports to aggregate and report (numpy among them).
@@ -426,7 +427,7 @@ class SpecbenchSession:
         if isinstance(item, CaseItem) and self._engine is not None:
             self._engine.forget(outcome.case, item.method)
 
-    def record(self, item: pytest.Item, outcome: CaseOutcome) -> dict[str, Any]:
+    def record(self, item: pytest.Item, outcome: CaseOutcome) -> CaseRecord:
         """The case's plain record, built once per item."""
         record = item.stash.get(RECORD_STASH, None)
         if record is None:

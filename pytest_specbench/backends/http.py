@@ -131,7 +131,9 @@ class OpenAIClientTransport:
 
         self._openai = openai
         # the HTTP library this openai release sends with: httpx2 from 3.0, httpx before
-        self._httpx = getattr(openai._base_client, "httpx2", None) or openai._base_client.httpx
+        # (read from the module's namespace: the type checker only knows the installed release's name)
+        base_client = vars(openai._base_client)
+        self._httpx = base_client.get("httpx2") or base_client["httpx"]
         self._clients = {url: openai.AsyncOpenAI(base_url=url, api_key=api_key, max_retries=0, timeout=timeout) for url in base_urls}
         self._seconds = timeout
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from typing import Any
+from typing import Any, TypedDict
 
 from ..errors import BackendUnavailable
 from .base import RETRYABLE_STATUS, Backend, BackendSpec, Completion, GenerationRequest, RetryDecision
@@ -117,7 +117,13 @@ class OpenAICompatBackend(Backend):
             self._transport = None
 
 
-def _usage(data: dict[str, Any]) -> dict[str, int]:
+class Usage(TypedDict):
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def _usage(data: dict[str, Any]) -> Usage:
     """Token counts of an answer; servers that omit ``usage`` count as zero rather than failing the call."""
-    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    raw = data.get("usage")
+    usage: dict[str, Any] = raw if isinstance(raw, dict) else {}
     return {"prompt_tokens": int(usage.get("prompt_tokens") or 0), "completion_tokens": int(usage.get("completion_tokens") or 0)}

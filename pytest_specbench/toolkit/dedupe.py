@@ -207,4 +207,6 @@ def embed(
                 bar.update(len(idx))
     finally:
         embedder.close()
-    return np.vstack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
+    filled = [v for v in vectors if v is not None]
+    assert len(filled) == len(vectors), "every text is embedded or read from the cache"
+    return np.vstack(filled) if filled else np.zeros((0, 0), dtype=np.float32)

@@ -211,10 +211,11 @@ def download(
 
 
 def write_stamp(folder: Path, manifest: Manifest, entries: Sequence[FileEntry]) -> None:
-    stamp = {"manifest": manifest.origin, "name": manifest.name, "files": {}}
+    files: dict[str, dict[str, Any]] = {}
+    stamp = {"manifest": manifest.origin, "name": manifest.name, "files": files}
     for e in entries:
         st = (folder / e.path).stat()
-        stamp["files"][e.path] = {"sha256": e.sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        files[e.path] = {"sha256": e.sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     atomic_write_text(folder / STAMP_NAME, json.dumps(stamp, indent=1) + "\n")
 
 
