@@ -192,7 +192,7 @@ def embed(
     if bar is not None:
         bar.update(len(texts) - len(missing))
     if not missing:
-        return np.vstack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
+        return _stacked(vectors)
     embedder = make_embedder(model, base_urls=base_urls, timeout=timeout, retries=retries)
     try:
         step = int(getattr(embedder, "chunk", EMBED_BATCH))
@@ -207,6 +207,13 @@ def embed(
                 bar.update(len(idx))
     finally:
         embedder.close()
+    return _stacked(vectors)
+
+
+def _stacked(vectors: list[np.ndarray | None]) -> np.ndarray:
+    """One row per text; by now each was embedded or read from the cache."""
+    import numpy as np
+
     filled = [v for v in vectors if v is not None]
     assert len(filled) == len(vectors), "every text is embedded or read from the cache"
     return np.vstack(filled) if filled else np.zeros((0, 0), dtype=np.float32)
