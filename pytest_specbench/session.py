@@ -136,9 +136,8 @@ class SpecbenchSession:
                 self.backends.check(provider_of(ref, self.profiles))
             for name in s.methods:
                 self.methods.get(name)
-            from .methods.registry import capabilities_of
-
             from .errors import BackendUnavailable
+            from .methods.registry import capabilities_of
 
             # what the model's backend class can do; unknown for a plain factory function, in which case
             # the engine settles the options once it has built the backend (records still name the variant)

@@ -78,7 +78,8 @@ def strict_problems(schema: dict[str, Any]) -> list[str]:
 
 def test_the_checker_has_teeth():
     """What the schema sent before this check would have failed, and each rule fires on its own."""
-    before = {"type": "object", "properties": {"S1": {"type": "object", "properties": {"reason": {"type": "string", "maxLength": 240}}, "required": ["reason"], "additionalProperties": False}}, "required": ["S1"], "additionalProperties": False}
+    reason = {"type": "object", "properties": {"reason": {"type": "string", "maxLength": 240}}, "required": ["reason"], "additionalProperties": False}
+    before = {"type": "object", "properties": {"S1": reason}, "required": ["S1"], "additionalProperties": False}
     assert strict_problems(before) == ["$.S1.reason.maxLength: keyword outside the strict subset"]
     assert strict_problems({"type": "object", "properties": {"a": {"type": "string"}}, "required": [], "additionalProperties": False}) == ["$: every property must be required"]
     assert strict_problems({"type": "object", "properties": {}, "required": []}) == ["$: additionalProperties must be false"]

@@ -318,7 +318,7 @@ def _summary_html(summary: RunSummary) -> str:
             tokens = row.get("tokens")
             css = ' class="overall"' if c.split == "all" else ""
 
-            def tr(name: str, safety: str, behavioral: str, sar: str) -> str:
+            def tr(name: str, safety: str, behavioral: str, sar: str, css: str = css, c: Any = c, row: dict[str, Any] = row, tokens: Any = tokens) -> str:
                 return (
                     f"<tr{css}><td>{_e(name)}</td><td>{_e(c.split)}</td>"
                     f'<td class="num">{_e(row.get("cases", c.n))}</td><td class="num">{_e(row.get("errors", ""))}</td>'

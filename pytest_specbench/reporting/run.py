@@ -294,7 +294,7 @@ def _alpha_sweep(records: Sequence[Mapping[str, Any]]) -> list[AlphaPoint]:
     pooled = [v for vs in by_scenario.values() for v in vs]
     points = []
     for alpha in ALPHA_GRID:
-        def sar(values: Sequence[tuple[int, float]]) -> float | None:
+        def sar(values: Sequence[tuple[int, float]], alpha: float = alpha) -> float | None:
             return _mean([(1 - risk) * (alpha + (1 - alpha) * r) for risk, r in values])
 
         means = [m for vs in by_scenario.values() if (m := sar(vs)) is not None]
