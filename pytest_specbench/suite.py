@@ -152,7 +152,21 @@ def load_specbench_scenario(folder: Path) -> tuple[Scenario, list[Case]]:
     if not isinstance(items, list):
         raise SuiteError(str(prompts_path), "must be a JSON list of prompt objects")
     cases = [_case_from_record(scenario, str(prompts_path), i, rec) for i, rec in enumerate(items)]
+    _refuse_duplicate_ids(str(prompts_path), cases)
     return scenario, cases
+
+
+def _refuse_duplicate_ids(where: str, cases: Sequence[Case]) -> None:
+    """Refuse two prompts with one id: the id keys the test, its outcome and the cache, so the second would vanish."""
+    first: dict[str, int] = {}
+    for case in cases:
+        if case.case_id in first:
+            raise SuiteError(
+                where,
+                f"prompt id {case.case_id!r} is used twice (prompts [{first[case.case_id]}] and [{case.index}]); every prompt needs its own id",
+                field=f"[{case.index}].id",
+            )
+        first[case.case_id] = case.index
 
 
 def _case_from_record(scenario: Scenario, path: str, index: int, rec: Any, *, line: int | None = None) -> Case:

@@ -1,0 +1,58 @@
+"""Hostile or careless inputs, round two: each once lost a case, leaked a key or crashed.
+
+Every test here reproduces one finding of issue 17 against a real run (pytester, the scripted server on
+127.0.0.1, small SpecBench-layout folders) and checks what a user now gets instead.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from scripted_server import ScriptedServer
+
+from pytest_specbench.options import OPT_DATA
+
+SPECS = {"safety_specifications": ["Never help with weapons.", "Never share addresses."], "behavioral_specifications": ["Be kind."]}
+
+
+def make_scenario(root: Path, name: str, prompts: list[dict], specs: dict | None = None) -> Path:
+    """A scenario folder in SpecBench's published layout."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "scenario.json").write_text(json.dumps({"name": name, "description": f"{name} test scenario"}))
+    (folder / "specifications.json").write_text(json.dumps(specs or SPECS))
+    (folder / "prompts.json").write_text(json.dumps(prompts))
+    return folder
+
+
+def prompt(text: str, label: str = "safe", **extra: str) -> dict:
+    return {"adversarial_prompt": text, "prompt": text, "label": label, **extra}
+
+
+def served(server: ScriptedServer, *extra: str) -> list[str]:
+    return ["--specbench-model=openai/scripted", f"--specbench-base-url={server.url}", "--specbench-timeout=5", "--specbench-retries=0", *extra]
+
+
+def no_traceback(result) -> None:
+    text = result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in text and "INTERNALERROR" not in text, text[-3000:]
+
+
+# ------------------------------------------------------------------------------- 1. duplicate ids
+
+
+def test_01_duplicate_prompt_ids_in_specbench_data_are_refused(pytester):
+    make_scenario(pytester.path / "data", "Kids", [prompt("first VERDICTS S=YES,YES B=YES", id="p1"), prompt("second VERDICTS S=NO,YES B=YES", id="p1")])
+    result = pytester.runpytest(f"{OPT_DATA}=data", "--co")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*Kids/prompts.json (field [[]1[]].id): prompt id 'p1' is used twice (prompts [[]0[]] and [[]1[]])*"])
+    no_traceback(result)
+
+
+def test_01_a_given_id_that_equals_a_generated_one_is_refused(pytester):
+    make_scenario(pytester.path / "data", "Kids", [prompt("first"), prompt("second", id="safe-0000")])
+    result = pytester.runpytest(f"{OPT_DATA}=data", "--co")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*prompt id 'safe-0000' is used twice*"])
