@@ -72,8 +72,12 @@ class SpecbenchSession:
         self.redactor.add_env("OPENAI_API_KEY")
         self.records: list[dict[str, Any]] = []
         self.collected_scenarios: set[str] = set()
+        #: scenario key -> the suite that defined it (see suite.claim_scenario_key)
+        self.claimed_scenarios: dict[str, str] = {}
         self.has_cases = False
         self.gate_results: list[Any] = []
+        #: Reports that could not be written, each with its reason (printed after the summary).
+        self.output_failures: list[str] = []
         self.baseline: Any = None
         self.spec_texts: dict[str, dict[str, str]] = {}
         #: The run's aggregates (:class:`~pytest_specbench.reporting.run.RunSummary`), computed once at session finish.

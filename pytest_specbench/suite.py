@@ -458,6 +458,52 @@ def _load_prompt_file(scenario: Scenario, path: Path, *, start: int) -> list[Cas
     return [_case_from_record(scenario, where, start + i, rec, line=n) for i, (rec, n) in enumerate(records)]
 
 
+# ------------------------------------------------------------------------------------------ one run
+
+
+def claim_scenario_key(claimed: dict[str, str], scenario: Scenario) -> None:
+    """Record that ``scenario.key`` belongs to this suite, refusing it when another suite already has it.
+
+    The key is the scenario's identity in a run: its summary row, its gates (``Child:0.7``), its ``-m``
+    marker and the spec texts reports show beside verdicts. Two suites under one key (a YAML suite named
+    like a SpecBench folder, or two YAML files with one ``scenario:``) would be merged into one row and
+    one gate, with one suite's spec texts shown for the other's verdicts; they are refused instead, so
+    the user renames one. ``claimed`` maps keys to the suite (origin) that claimed them first.
+    """
+    origin = os.path.realpath(scenario.origin)
+    owner = claimed.setdefault(scenario.key, origin)
+    if owner != origin:
+        raise SuiteError(
+            scenario.origin,
+            f"scenario {scenario.key!r} is already defined by {owner}; two suites cannot share a scenario name, because "
+            "the name keys the summary row, the gates, the -m marker and the spec texts in reports. Rename one of them",
+            field="scenario",
+        )
+
+
+#: Words a ``-m`` expression reads as operators, never as a marker name.
+_MARK_KEYWORDS = frozenset({"and", "or", "not"})
+
+
+def scenario_marker(key: str) -> str:
+    """The ``-m`` marker of a scenario: its key with every character but letters, digits and ``_`` made ``_``.
+
+    pytest refuses marker names that start with ``_`` and ``-m`` cannot name ``and``/``or``/``not``, so
+    such names (``_draft``, ``🚀Kids``, ``...``, ``not``) get a ``scenario_`` prefix: ``scenario_draft``,
+    ``scenario_Kids``, ``scenario___``, ``scenario_not``.
+    """
+    marker = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in key)
+    if not marker or marker.startswith("_"):
+        return "scenario" + (marker if marker.startswith("_") else "_")
+    return f"scenario_{marker}" if marker in _MARK_KEYWORDS else marker
+
+
+def scenario_node_name(key: str) -> str:
+    """The scenario's collector name in node ids: ``::`` separates nodes and ``[…]`` marks parameters there,
+    so ``:``, ``[`` and ``]`` become ``_`` (``a::b[1]`` → ``a__b_1_``); the summary keeps the key as written."""
+    return re.sub(r"[:\[\]]", "_", key)
+
+
 # ----------------------------------------------------------------------------------------------- select
 
 

@@ -56,3 +56,51 @@ def test_01_a_given_id_that_equals_a_generated_one_is_refused(pytester):
     result = pytester.runpytest(f"{OPT_DATA}=data", "--co")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*prompt id 'safe-0000' is used twice*"])
+
+
+# ------------------------------------------------------------------------------- 2. name collisions
+
+YAML_KIDS = "scenario: Kids\nsafety: [Never mention knives.]\nbehavioral: [Be brief.]\nprompts:\n  - {label: safe, prompt: hello}\n"
+
+
+def test_02_a_yaml_suite_named_like_a_specbench_scenario_is_refused(pytester):
+    make_scenario(pytester.path / "data", "Kids", [prompt("hi")])
+    pytester.makefile(".yaml", specbench_kids=YAML_KIDS)
+    result = pytester.runpytest(f"{OPT_DATA}=data", "--co")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*invalid spec suite: *specbench_kids.yaml (field scenario): scenario 'Kids' is already defined by *data/Kids; two suites cannot share*"])
+    no_traceback(result)
+
+
+def test_02_two_yaml_suites_with_one_name_are_refused(pytester):
+    pytester.makefile(".yaml", specbench_a=YAML_KIDS, specbench_b=YAML_KIDS.replace("knives", "spoons"))
+    result = pytester.runpytest("--co")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*specbench_b.yaml (field scenario): scenario 'Kids' is already defined by *specbench_a.yaml*"])
+
+
+def test_02_one_suite_reached_twice_is_not_a_collision(pytester):
+    """The same file as a collected suite and through @pytest.mark.specbench_suite is one suite."""
+    pytester.makefile(".yaml", specbench_kids=YAML_KIDS)
+    pytester.makepyfile(
+        "import pytest\n@pytest.mark.specbench_suite('specbench_kids.yaml')\ndef test_it(specbench_case):\n    assert specbench_case.scenario.key == 'Kids'\n"
+    )
+    result = pytester.runpytest("--co", "-q")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*2 tests collected*"])
+
+
+# ------------------------------------------------------------------------ 9. awkward folder names
+
+
+def test_09_scenario_folders_with_awkward_names_run_and_can_be_selected(pytester):
+    for name in ("🚀Kids", "_draft", "...", "a::b[1]", "not"):
+        make_scenario(pytester.path / "data", name, [prompt(f"hi from {name} VERDICTS S=YES,YES B=YES")])
+    with ScriptedServer() as server:
+        result = pytester.runpytest(f"{OPT_DATA}=data", *served(server), "--specbench-cache=none", "-p", "no:cacheprovider", "-v")
+        result.assert_outcomes(passed=5)
+        no_traceback(result)
+        for marker, expected in (("scenario_Kids", "🚀Kids"), ("scenario_draft", "_draft"), ("scenario___", "..."), ("a__b_1_", "a::b[1]"), ("scenario_not", "not")):
+            picked = pytester.runpytest(f"{OPT_DATA}=data", *served(server), "--specbench-cache=none", "-p", "no:cacheprovider", "-m", marker, "--specbench-report=r.json")
+            picked.assert_outcomes(passed=1)
+            assert [c["scenario"] for c in json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))["cases"]] == [expected]
