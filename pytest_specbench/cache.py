@@ -1,8 +1,9 @@
 """A persistent, content-keyed store of model calls, so nothing is paid for twice and nothing finished is lost.
 
-Every backend call is keyed by everything that determines its answer: the backend (provider/name), the
-exact messages, the assistant prefill, stop strings, output schema, decoding settings (seed included)
-and the sample index. Methods and the judge are built from such calls, so:
+Every backend call is keyed by everything that determines its answer: the backend (provider/name, and
+for servers the set of base URLs it was given: see :attr:`Backend.cache_identity`), the exact messages,
+the assistant prefill, stop strings, output schema, decoding settings (seed included) and the sample
+index. Methods and the judge are built from such calls, so:
 
 * a re-run replays every call from the store and makes no request at all;
 * editing one spec's text changes exactly the requests whose text contains it (the judge prompts of that
@@ -37,11 +38,11 @@ BUSY_TIMEOUT_S = 30.0
 ENV_BUSY_TIMEOUT = "SPECBENCH_CACHE_BUSY_TIMEOUT"
 
 
-def request_key(backend_label: str, request: GenerationRequest) -> str:
-    """A stable hash of everything that determines a completion."""
+def request_key(backend_identity: str, request: GenerationRequest) -> str:
+    """A stable hash of everything that determines a completion; ``backend_identity`` is :attr:`Backend.cache_identity`."""
     payload = {
         "v": SCHEMA_VERSION,
-        "backend": backend_label,
+        "backend": backend_identity,
         "messages": [dict(m) for m in request.messages],
         "prefill": request.prefill,
         "stop": list(request.stop),
@@ -156,7 +157,7 @@ class CachedBackend(Backend):
         return self.inner.calls
 
     async def generate(self, request: GenerationRequest) -> Completion:
-        key = request_key(self.inner.label, request)
+        key = request_key(self.inner.cache_identity, request)
         if not self.refresh:
             hit = self.cache.get(key)
             if hit is not None:

@@ -90,6 +90,39 @@ def test_02_one_suite_reached_twice_is_not_a_collision(pytester):
     result.stdout.fnmatch_lines(["*2 tests collected*"])
 
 
+# --------------------------------------------------------------------------- 3. cache and servers
+
+SUITE = "scenario: Alpha\nsafety: [Never do harm., Never share addresses.]\nbehavioral: [Be brief.]\nprompts:\n" + "".join(
+    f'  - {{label: safe, prompt: "case {i} VERDICTS S=YES,YES B=YES"}}\n' for i in range(3)
+)
+
+
+def cached_run(pytester, cache: str, *urls: str, extra: tuple[str, ...] = ()):
+    args = ["--specbench-model=openai/scripted", *(f"--specbench-base-url={u}" for u in urls), "--specbench-timeout=5", "--specbench-retries=0"]
+    return pytester.runpytest(*args, f"--specbench-cache={cache}", *extra)
+
+
+def test_03_the_same_model_name_at_another_server_is_not_replayed_from_the_cache(pytester):
+    pytester.makefile(".yaml", specbench_alpha=SUITE)
+    with ScriptedServer() as a, ScriptedServer() as b:
+        cached_run(pytester, "c.sqlite3", a.url).assert_outcomes(passed=3)
+        cached_run(pytester, "c.sqlite3", b.url).assert_outcomes(passed=3)
+        assert len(b.requests) == 6, "server B answers for itself: 3 generations and 3 judge calls"
+        before = len(a.requests)
+        cached_run(pytester, "c.sqlite3", a.url + "/").assert_outcomes(passed=3)
+        assert len(a.requests) == before, "server A's own answers are still replayed (a trailing slash is the same server)"
+
+
+def test_03_round_robin_replicas_share_one_cache_in_any_order(pytester):
+    pytester.makefile(".yaml", specbench_alpha=SUITE)
+    with ScriptedServer() as a, ScriptedServer() as b:
+        cached_run(pytester, "c.sqlite3", a.url, b.url).assert_outcomes(passed=3)
+        assert a.requests and b.requests, "both replicas served the first run"
+        sent = len(a.requests) + len(b.requests)
+        cached_run(pytester, "c.sqlite3", b.url, a.url).assert_outcomes(passed=3)
+        assert len(a.requests) + len(b.requests) == sent, "the second run is served entirely from the cache"
+
+
 # ------------------------------------------------------------------------ 9. awkward folder names
 
 

@@ -188,6 +188,15 @@ class Backend(abc.ABC):
     def label(self) -> str:
         return self.spec.label
 
+    @property
+    def cache_identity(self) -> str:
+        """Which model answers, for the call cache's key: the label, plus whatever else tells models apart.
+
+        A model name alone does not: the same name at two servers may be two different models (another
+        fine-tune, another quantisation). Backends that reach servers add them (see the HTTP backend).
+        """
+        return self.label
+
     async def generate(self, request: GenerationRequest) -> Completion:
         """One completion, retried under the policy; raises :class:`RequestFailed` when it gives up."""
 

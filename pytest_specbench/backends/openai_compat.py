@@ -9,6 +9,7 @@ spreads a run over several serving machines.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from typing import Any, TypedDict
 
@@ -37,6 +38,17 @@ class OpenAICompatBackend(Backend):
         self.base_urls = spec.base_urls or (os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",)
         self._transport: Transport | None = None
         self._next = itertools.cycle(self.base_urls)
+
+    @property
+    def cache_identity(self) -> str:
+        """The label and the set of servers: a stored answer is replayed only for the same servers.
+
+        The servers given together (``--specbench-base-url`` repeated, used round-robin) are declared
+        replicas of one model, so they share one identity whichever of them answered, in any order.
+        The same name at another server is another model until the user lists it among the replicas.
+        """
+        servers = sorted({_server_key(url) for url in self.base_urls})
+        return f"{self.label} @ {' '.join(servers)}"
 
     def _send(self) -> tuple[Transport, str]:
         """The transport and the next base URL, round-robin. The transport is made on first use: a run served from the cache opens none."""
@@ -127,3 +139,31 @@ def _usage(data: dict[str, Any]) -> Usage:
     raw = data.get("usage")
     usage: dict[str, Any] = raw if isinstance(raw, dict) else {}
     return {"prompt_tokens": int(usage.get("prompt_tokens") or 0), "completion_tokens": int(usage.get("completion_tokens") or 0)}
+
+
+def reasoning_text(value: Any) -> str | None:
+    """A server's split-off reasoning as text.
+
+    Most servers send a string; some send structured reasoning: an object with the text under ``text``,
+    ``content`` or ``summary``, or a list of such parts. Their text is kept, joined by newlines; an object
+    of another shape is kept as its JSON, so nothing the server said is dropped and nothing crashes on it.
+    """
+    if value is None or isinstance(value, str):
+        return value or None
+    if isinstance(value, dict):
+        for key in ("text", "content", "summary"):
+            if key in value:
+                return reasoning_text(value[key])
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "\n".join(part for part in map(reasoning_text, value) if part) or None
+    return str(value)
+
+
+def _server_key(url: str) -> str:
+    """A base URL as the cache tells servers apart: no credentials, no trailing slash, case-blind scheme and host."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower() + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme.lower(), host, parts.path.rstrip("/"), parts.query, ""))
