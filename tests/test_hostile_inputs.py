@@ -123,6 +123,53 @@ def test_03_round_robin_replicas_share_one_cache_in_any_order(pytester):
         assert len(a.requests) + len(b.requests) == sent, "the second run is served entirely from the cache"
 
 
+# ---------------------------------------------------------------------------------- 4. surrogates
+
+
+@pytest.mark.parametrize("extra", [("--specbench-cache=c.sqlite3",), ("--specbench-cache=none",), ("--specbench-cache=c.sqlite3", "-n", "2")], ids=["cache", "no-cache", "xdist"])
+def test_04_a_lone_surrogate_in_an_answer_is_replaced_not_fatal(pytester, extra):
+    pytester.makefile(".yaml", specbench_alpha=SUITE)
+    with ScriptedServer(suffix="\ud83d") as server:
+        result = pytester.runpytest(*served(server), "--specbench-report=r.json", "-p", "no:cacheprovider", *extra)
+    result.assert_outcomes(passed=3)
+    no_traceback(result)
+    cases = json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))["cases"]
+    assert len(cases) == 3 and all(c["response"].endswith("\ufffd") for c in cases)
+
+
+# ------------------------------------------------------------------------- 8. a trickling server
+
+
+@pytest.mark.parametrize("client", ["aiohttp", "openai"])
+def test_08_the_timeout_bounds_the_whole_request_not_each_read(client):
+    """One byte every 50 ms makes a 12-second answer; with a 1-second timeout the request gives up at once."""
+    import asyncio
+    import time
+
+    from pytest_specbench.backends.base import BackendSpec, Decoding, GenerationRequest
+    from pytest_specbench.backends.openai_compat import OpenAICompatBackend
+    from pytest_specbench.errors import RequestFailed
+
+    request = GenerationRequest(messages=({"role": "user", "content": "hello"},), decoding=Decoding(max_tokens=16))
+
+    async def once(url: str) -> object:
+        b = OpenAICompatBackend(BackendSpec("openai", "scripted", base_urls=(url,), max_retries=0, timeout=1.0, http_client=client))
+        try:
+            return await b.generate(request)
+        except RequestFailed as exc:
+            return exc
+        finally:
+            await b.aclose()
+
+    with ScriptedServer(trickle=0.05) as server:
+        start = time.monotonic()
+        outcome = asyncio.run(once(server.url))
+        took = time.monotonic() - start
+    assert isinstance(outcome, RequestFailed), f"the trickled answer was accepted after {took:.1f} s"
+    assert "request timed out after 1 s" in str(outcome)
+    assert took < 6, f"the request was bounded by its 1 s deadline, not by each read; it took {took:.1f} s"
+
+
 # ------------------------------------------------------------------------ 9. awkward folder names
 
 

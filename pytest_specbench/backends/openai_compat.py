@@ -91,10 +91,7 @@ class OpenAICompatBackend(Backend):
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST a JSON body to ``path`` under the next base URL and return the decoded answer (it must carry choices)."""
         transport, base = self._send()
-        try:
-            data = await transport.post(base, path, body)
-        except ValueError as exc:
-            raise ValueError(f"the server's answer is not valid JSON ({exc})") from exc
+        data = await transport.post(base, path, body)
         choices = data.get("choices") if isinstance(data, dict) else None
         if not choices or not isinstance(choices[0], dict):
             raise ValueError("the server answered with no choices")
