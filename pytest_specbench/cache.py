@@ -25,7 +25,8 @@ import sqlite3
 import threading
 import time
 import warnings
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from .backends.base import Backend, Completion, GenerationRequest
@@ -139,10 +140,12 @@ class CachedBackend(Backend):
 
     ``kind`` says which refresh switch applies (responses of the model, or verdicts of the judge);
     with ``refresh`` set the store is not read but still written, so the new answers replace the old.
+    ``scrub`` masks secrets in what is stored (see :meth:`_storable`).
     """
 
-    def __init__(self, inner: Backend, cache: CallCache, kind: str, refresh: bool = False):
+    def __init__(self, inner: Backend, cache: CallCache, kind: str, refresh: bool = False, scrub: Callable[[str], str] | None = None):
         self.inner = inner
+        self.scrub = scrub
         self.spec = inner.spec
         self.cache = cache
         self.kind = kind
@@ -163,12 +166,27 @@ class CachedBackend(Backend):
             if hit is not None:
                 return hit
         completion = await self.inner.generate(request)
-        self.cache.put(key, self.kind, self.inner.label, completion)
+        self.cache.put(key, self.kind, self.inner.label, self._storable(completion))
         return completion
+
+    def _storable(self, completion: Completion) -> Completion:
+        """The completion as the store may keep it: secrets a server echoed back (its key, say) masked.
+
+        The caller still gets the answer as it came; only the file on disk is scrubbed. A replayed answer
+        then differs from the original by the mask, so a judge call over it is asked anew once.
+        """
+        scrub = self.scrub
+        if scrub is None:
+            return completion
+        text = scrub(completion.text)
+        reasoning = None if completion.reasoning is None else scrub(completion.reasoning)
+        if text == completion.text and reasoning == completion.reasoning:
+            return completion
+        return replace(completion, text=text, reasoning=reasoning)
 
     def forget(self, request: GenerationRequest) -> None:
         """Drop a stored answer that turned out unusable (an unreadable judge answer)."""
-        self.cache.delete(request_key(self.inner.label, request))
+        self.cache.delete(request_key(self.inner.cache_identity, request))
 
     async def _generate_once(self, request: GenerationRequest) -> Completion:  # pragma: no cover - generate is overridden
         return await self.inner.generate(request)

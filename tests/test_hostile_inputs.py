@@ -137,6 +137,30 @@ def test_04_a_lone_surrogate_in_an_answer_is_replaced_not_fatal(pytester, extra)
     assert len(cases) == 3 and all(c["response"].endswith("\ufffd") for c in cases)
 
 
+# ---------------------------------------------------------------------------------- 5. echoed key
+
+SECRET = "sk-test-0123456789-echoed-secret"
+
+
+def test_05_a_key_echoed_in_normal_answers_reaches_no_output(pytester, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    failing = SUITE.replace("case 0 VERDICTS S=YES,YES", "case 0 VERDICTS S=NO,YES")
+    pytester.makefile(".yaml", specbench_alpha=failing)
+    outputs = ["--specbench-report=r.json", "--specbench-html=r.html", "--specbench-csv=r.csv", "--junitxml=j.xml", "--specbench-cache=c.sqlite3"]
+    with ScriptedServer(echo_key=True) as server:
+        result = pytester.runpytest(*served(server), *outputs, "-p", "no:cacheprovider")
+        assert any(SECRET in h.get("authorization", "") for h in server.headers), "the server did get the key"
+    result.assert_outcomes(passed=2, failed=1)
+    text = result.stdout.str() + result.stderr.str()
+    assert "scripted reason" in text or "scripted NO" in text, "the judge's reason is shown"
+    assert SECRET not in text
+    for name in ("r.json", "r.html", "r.csv", "j.xml", "c.sqlite3", "c.sqlite3-wal"):
+        path = pytester.path / name
+        if path.exists():
+            assert SECRET.encode() not in path.read_bytes(), name
+    assert "[REDACTED]" in (pytester.path / "r.json").read_text()
+
+
 # ------------------------------------------------------------------------- 8. a trickling server
 
 
