@@ -472,12 +472,21 @@ class SpecbenchSession:
             # no import may still be running once the session ends (pytester restores sys.modules then)
             self._warmup.join()
             self._warmup = None
-        if self.is_worker or not self.records:
+        if self.is_worker:
             return
         from .reporting.run import RunSummary
         from .summary import build_report, evaluate_gates, write_report
 
         st = self.settings
+        if not self.records:
+            if st.gates and not self.config.option.collectonly:
+                # no SpecBench case ran (nothing collected, or a filter left nothing): a gate with nothing to
+                # measure fails rather than letting the run through unchecked
+                nothing = RunSummary(groups=[], scenarios=[], rows=[], intervals=[], deltas=[], spec_rates=[], averages=[], facts={}, alpha_sweep={})
+                self.gate_results = evaluate_gates(st.gates, nothing, on=st.gate_on)
+                if session.exitstatus == pytest.ExitCode.OK:
+                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            return
         self.summary = RunSummary.compute(self.records, resamples=st.bootstrap, seed=st.seed)
         self.gate_results = evaluate_gates(st.gates, self.summary, on=st.gate_on)
         failed = any(not g.passed for g in self.gate_results)
@@ -526,6 +535,11 @@ class SpecbenchSession:
         if kept is not None:
             terminalreporter.write_line(kept, yellow=True, bold=True)
         if not self.records or self.summary is None:
+            if not self.records and self.gate_results:
+                terminalreporter.write_sep("=", "SpecBench summary")
+                terminalreporter.write_line("no SpecBench case ran, so the gates have nothing to measure and fail:", red=True, bold=True)
+                for result in self.gate_results:
+                    terminalreporter.write_line(result.line, red=True, bold=True)
             return
         from .summary import render_summary
 

@@ -161,6 +161,20 @@ def test_05_a_key_echoed_in_normal_answers_reaches_no_output(pytester, monkeypat
     assert "[REDACTED]" in (pytester.path / "r.json").read_text()
 
 
+# ---------------------------------------------------------------------------- 6. gates, no cases
+
+
+@pytest.mark.parametrize("args", [("--specbench-split=unsafe",), ()], ids=["filter-leaves-nothing", "no-suite"])
+def test_06_a_gate_with_nothing_to_measure_fails_and_says_so(pytester, args):
+    pytester.makefile(".yaml", specbench_alpha=SUITE)  # only safe prompts
+    pytester.makepyfile("def test_other():\n    assert True\n")
+    chosen = [*args] if args else ["test_06_a_gate_with_nothing_to_measure_fails_and_says_so.py"]
+    result = pytester.runpytest("--specbench-min-sar=0.5", "-p", "no:cacheprovider", *chosen)
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*no SpecBench case ran, so the gates have nothing to measure*", "GATE FAILED: SAR (overall) = no scored cases, threshold 0.500"])
+
+
 # ------------------------------------------------------------------------- 8. a trickling server
 
 
