@@ -175,6 +175,23 @@ def test_06_a_gate_with_nothing_to_measure_fails_and_says_so(pytester, args):
     result.stdout.fnmatch_lines(["*no SpecBench case ran, so the gates have nothing to measure*", "GATE FAILED: SAR (overall) = no scored cases, threshold 0.500"])
 
 
+# ---------------------------------------------------------------------- 7. structured reasoning
+
+
+@pytest.mark.parametrize(
+    ("reasoning", "thought"),
+    [({"text": "weighing it up"}, "weighing it up"), ([{"type": "summary", "text": "step one"}, {"text": "step two"}], "step one\nstep two"), ({"tokens": 7}, '{"tokens": 7}')],
+)
+def test_07_structured_reasoning_content_is_kept_as_text(pytester, reasoning, thought):
+    pytester.makefile(".yaml", specbench_alpha=SUITE)
+    with ScriptedServer(reasoning=reasoning) as server:
+        result = pytester.runpytest(*served(server), "--specbench-report=r.json", "--specbench-cache=none", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+    no_traceback(result)
+    cases = json.loads((pytester.path / "r.json").read_text())["cases"]
+    assert [c["thought"] for c in cases] == [thought] * 3
+
+
 # ------------------------------------------------------------------------- 8. a trickling server
 
 

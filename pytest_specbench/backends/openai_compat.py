@@ -106,7 +106,7 @@ class OpenAICompatBackend(Backend):
             raise ValueError("the server answered with empty content")
         return Completion(
             text=text,
-            reasoning=message.get("reasoning_content") or message.get("reasoning"),
+            reasoning=reasoning_text(message.get("reasoning_content") or message.get("reasoning")),
             finish_reason=choice.get("finish_reason"),
             **_usage(data),
         )
