@@ -499,16 +499,29 @@ class SpecbenchSession:
             return
         report = build_report(self.describe(), self.records, self.gate_results, self.summary, self.spec_texts, self.comparison)
         base = self.config.invocation_params.dir
-        if st.report is not None:
-            write_report(base / st.report, report)
-        if st.html is not None:
+
+        def html(path: Path) -> None:
             from .reporting.html import write_html
 
-            write_html(report, base / st.html, self.spec_texts, resamples=st.bootstrap, summary=self.summary)
-        if st.csv is not None:
+            write_html(report, path, self.spec_texts, resamples=st.bootstrap, summary=self.summary)
+
+        def table(path: Path) -> None:
             from .reporting.tables import write_table
 
-            write_table(self.records, base / st.csv, self.spec_texts)
+            write_table(self.records, path, self.spec_texts)
+
+        from .errors import SpecbenchError
+
+        # each output on its own: one that cannot be written (a folder, a full disk) costs only itself
+        for flag, out, write in ((opts.OPT_REPORT, st.report, lambda p: write_report(p, report)), (opts.OPT_HTML, st.html, html), (opts.OPT_CSV, st.csv, table)):
+            if out is None:
+                continue
+            try:
+                write(base / out)
+            except (SpecbenchError, OSError) as exc:
+                self.output_failures.append(f"{flag}={out} was not written: {self.redactor(str(exc))}")
+        if self.output_failures and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         # pytest stops for collection errors and -x with a KeyboardInterrupt subclass: only Ctrl-C counts here
@@ -550,6 +563,8 @@ class SpecbenchSession:
             else:
                 red = line.startswith("GATE FAILED")
                 terminalreporter.write_line(line, red=red, bold=red)
+        for failure in self.output_failures:
+            terminalreporter.write_line(f"specbench: {failure}", red=True, bold=True)
 
 
 class Progress:

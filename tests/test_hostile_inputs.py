@@ -239,3 +239,79 @@ def test_09_scenario_folders_with_awkward_names_run_and_can_be_selected(pytester
             picked = pytester.runpytest(f"{OPT_DATA}=data", *served(server), "--specbench-cache=none", "-p", "no:cacheprovider", "-m", marker, "--specbench-report=r.json")
             picked.assert_outcomes(passed=1)
             assert [c["scenario"] for c in json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))["cases"]] == [expected]
+
+
+# ------------------------------------------------------------------------ 10/11. report paths
+
+
+def _device(path: Path, minor: int) -> Path:
+    """A copy of /dev/null (minor 3) or /dev/full (minor 7): the same character device under another name."""
+    import os
+    import stat
+
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, minor))
+    except PermissionError:
+        pytest.skip("making a device node needs root")
+    return path
+
+
+def test_10_a_report_path_that_is_a_folder_is_refused_before_the_run(pytester):
+    pytester.makefile(".yaml", specbench_alpha=SUITE)
+    (pytester.path / "out").mkdir()
+    result = pytester.runpytest("--specbench-html=out", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--specbench-html: *out is a folder; give a file name*"])
+    no_traceback(result)
+
+
+def test_10_a_report_that_cannot_be_written_costs_only_itself(pytester):
+    """A full disk (a copy of /dev/full) for the JSON report: the HTML and CSV are written, the summary printed."""
+    full = _device(pytester.path / "full", 7)
+    pytester.makefile(".yaml", specbench_alpha=SUITE)
+    with ScriptedServer() as server:
+        result = pytester.runpytest(*served(server), f"--specbench-report={full}", "--specbench-html=r.html", "--specbench-csv=r.csv", "--specbench-cache=none", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+    no_traceback(result)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*SpecBench summary*", "Alpha*all*", "specbench: --specbench-report=*full was not written: *full could not be written (No space left on device)*"])
+    assert (pytester.path / "r.html").stat().st_size > 0 and (pytester.path / "r.csv").read_text().count("\n") == 10
+
+
+def test_11_a_device_node_is_written_in_place_not_replaced(pytester):
+    import os
+    import stat
+
+    null = _device(pytester.path / "null", 3)
+    pytester.makefile(".yaml", specbench_alpha=SUITE)
+    with ScriptedServer() as server:
+        result = pytester.runpytest(*served(server), f"--specbench-report={null}", f"--specbench-html={null}", "--specbench-cache=none", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+    assert result.ret == pytest.ExitCode.OK
+    assert stat.S_ISCHR(os.stat(null).st_mode), "the device node was not replaced by a regular file"
+
+
+def test_11_a_fifo_that_nobody_reads_is_refused_not_waited_on(pytester):
+    import os
+
+    fifo = pytester.path / "pipe.json"
+    os.mkfifo(fifo)
+    pytester.makefile(".yaml", specbench_alpha=SUITE)
+    with ScriptedServer() as server:
+        result = pytester.runpytest(*served(server), f"--specbench-report={fifo}", "--specbench-cache=none", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*was not written: *pipe.json is a FIFO that nobody is reading*"])
+
+
+def test_smaller_reports_are_readable_by_others(pytester):
+    """Reports get the permissions any new file gets (0644 under umask 022), not a temporary file's 0600."""
+    import os
+
+    pytester.makefile(".yaml", specbench_alpha=SUITE)
+    old = os.umask(0o022)
+    try:
+        with ScriptedServer() as server:
+            pytester.runpytest(*served(server), "--specbench-report=r.json", "--specbench-html=r.html", "--specbench-csv=r.csv", "--specbench-cache=none", "-p", "no:cacheprovider")
+    finally:
+        os.umask(old)
+    assert {name: oct(os.stat(pytester.path / name).st_mode & 0o777) for name in ("r.json", "r.html", "r.csv")} == dict.fromkeys(("r.json", "r.html", "r.csv"), "0o644")
