@@ -68,6 +68,13 @@ class CallCache:
         timeout = float(os.environ.get(ENV_BUSY_TIMEOUT) or BUSY_TIMEOUT_S)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where a folder must be, a read-only or virtual file system, no permission
+            reason = exc.strerror or type(exc).__name__
+            raise ConfigError(
+                f"the specbench cache at {path} cannot be used: its folder {path.parent} cannot be created ({reason}). "
+                "Choose another with --specbench-cache=PATH (or --specbench-cache=none to run without one)."
+            ) from exc
+        try:
             self._db = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")

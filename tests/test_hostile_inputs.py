@@ -315,3 +315,17 @@ def test_smaller_reports_are_readable_by_others(pytester):
     finally:
         os.umask(old)
     assert {name: oct(os.stat(pytester.path / name).st_mode & 0o777) for name in ("r.json", "r.html", "r.csv")} == dict.fromkeys(("r.json", "r.html", "r.csv"), "0o644")
+
+
+# ----------------------------------------------------------------------------- 12. cache folders
+
+
+@pytest.mark.parametrize("where", ["a-file/c.sqlite3", "/proc/specbench-no/c.sqlite3"])
+def test_12_a_cache_whose_folder_cannot_be_made_is_a_usage_error(pytester, where):
+    pytester.makefile(".txt", **{"a-file": "not a folder"})
+    pytester.makefile(".yaml", specbench_alpha=SUITE)
+    where = where.replace("a-file", "a-file.txt")
+    result = pytester.runpytest(f"--specbench-cache={where}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*the specbench cache at *{where} cannot be used: its folder * cannot be created*--specbench-cache=none*"])
+    no_traceback(result)
