@@ -329,3 +329,29 @@ def test_12_a_cache_whose_folder_cannot_be_made_is_a_usage_error(pytester, where
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*the specbench cache at *{where} cannot be used: its folder * cannot be created*--specbench-cache=none*"])
     no_traceback(result)
+
+
+# ----------------------------------------------------------------------------------- 13. baseline
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda c: c.update(verdicts=[{"spec": "S1"}]), "*has verdicts[[]0[]] without a spec id and a YES/NO/NA label*"),
+        (lambda c: c.update(verdicts="YES"), "*has 'verdicts' that is not a list*"),
+        (lambda c: c["score"].update(s="high"), "*has score.s = 'high', not a number in [[]0, 1[]]*"),
+        (lambda c: c.update(score=[1]), "*has a 'score' that is not an object*"),
+    ],
+    ids=["verdict-without-label", "verdicts-not-a-list", "score-not-a-number", "score-not-an-object"],
+)
+def test_13_a_malformed_baseline_is_refused_before_the_run(pytester, change, expected):
+    pytester.makefile(".yaml", specbench_alpha=SUITE)
+    with ScriptedServer() as server:
+        pytester.runpytest(*served(server), "--specbench-report=base.json", "--specbench-cache=none", "-p", "no:cacheprovider").assert_outcomes(passed=3)
+        report = json.loads((pytester.path / "base.json").read_text())
+        change(report["cases"][0])
+        (pytester.path / "base.json").write_text(json.dumps(report))
+        result = pytester.runpytest(*served(server), "--specbench-baseline=base.json", "--specbench-cache=none", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--specbench-baseline: baseline *base.json: case 0 (Alpha::safe-0000) {expected.lstrip('*')}"])
+    no_traceback(result)
