@@ -355,3 +355,43 @@ def test_13_a_malformed_baseline_is_refused_before_the_run(pytester, change, exp
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*--specbench-baseline: baseline *base.json: case 0 (Alpha::safe-0000) {expected.lstrip('*')}"])
     no_traceback(result)
+
+
+# ---------------------------------------------------------------------------- 14. option bounds
+
+
+@pytest.mark.parametrize(
+    ("arg", "expected"),
+    [
+        ("--specbench-bootstrap=1000000000000", "*--specbench-bootstrap: must be between 1 and 20,000, got 1,000,000,000,000*"),
+        ("--specbench-timeout=0", "*--specbench-timeout: must be more than 0, got 0*"),
+        ("--specbench-temperature=nan", "*--specbench-temperature: must be a finite number, got nan*"),
+        ("--specbench-base-url=file:///etc/passwd", "*--specbench-base-url: file:///etc/passwd is not an http:// or https:// URL with a host*"),
+        ("--specbench-judge-base-url=ftp://127.0.0.1/v1", "*--specbench-judge-base-url: ftp://127.0.0.1/v1 is not an http:// or https:// URL*"),
+    ],
+)
+def test_14_and_smaller_out_of_range_options_are_usage_errors(pytester, arg, expected):
+    result = pytester.runpytest(arg)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([expected])
+    no_traceback(result)
+
+
+# ------------------------------------------------------------------------ 16. credentials in URLs
+
+
+@pytest.mark.parametrize("flag", ["--specbench-base-url", "--specbench-judge-base-url"])
+def test_16_a_base_url_with_credentials_is_refused_without_showing_the_password(pytester, flag):
+    result = pytester.runpytest(f"{flag}=http://alice:hunter2-secret@127.0.0.1:9/v1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{flag}: http://alice:[[]REDACTED[]]@127.0.0.1:9/v1 carries credentials (user:password@); they cannot be sent beside the API key*"])
+    assert "hunter2" not in result.stdout.str() + result.stderr.str()
+
+
+def test_16_credentials_from_the_environment_error_every_case_once_clearly(pytester, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://alice:hunter2-secret@127.0.0.1:9/v1")
+    pytester.makefile(".yaml", specbench_alpha=SUITE)
+    result = pytester.runpytest("--specbench-model=openai/scripted", "--specbench-cache=none", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=3)
+    result.stdout.fnmatch_lines(["*could not be scored (setup): base URL http://alice:[[]REDACTED[]]@127.0.0.1:9/v1 carries credentials*"])
+    assert "hunter2" not in result.stdout.str()

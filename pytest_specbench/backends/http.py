@@ -30,6 +30,35 @@ USER_AGENT = "pytest-specbench"
 PROXY_VARIABLES = tuple(v for name in ("http_proxy", "https_proxy", "all_proxy") for v in (name, name.upper()))
 
 
+def check_base_url(url: str) -> str:
+    """``url`` if it can serve as an OpenAI-compatible base URL; ValueError with a reason a user can act on.
+
+    Only http and https are spoken (a ``file://`` or ``ftp://`` URL would otherwise fail once per case).
+    Credentials in the URL (``user:password@``) are refused: the key travels as a bearer token in the
+    Authorization header, which one request cannot carry beside Basic credentials (aiohttp refuses the
+    pair, httpx would send the Basic credentials instead of the key). The message never shows a password.
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        raise ValueError(f"{_masked(url)} is not a URL ({exc})") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{_masked(url)} is not an http:// or https:// URL with a host (e.g. http://127.0.0.1:8000/v1)")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            f"{_masked(url)} carries credentials (user:password@); they cannot be sent beside the API key. "
+            "Drop them from the URL and put the key in OPENAI_API_KEY (or the profile's api_key_env)"
+        )
+    return url
+
+
+def _masked(url: str) -> str:
+    return re.sub(r"(://[^/\s:@]*:)[^@\s/]*@", r"\1[REDACTED]@", url)
+
+
 class TransportError(BackendError):
     """One HTTP exchange that did not produce a JSON answer; the retry policy reads its kind."""
 

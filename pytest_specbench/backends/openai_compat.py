@@ -13,9 +13,9 @@ import json
 import os
 from typing import Any, TypedDict
 
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, ConfigError
 from .base import RETRYABLE_STATUS, Backend, BackendSpec, Completion, GenerationRequest, RetryDecision
-from .http import ConnectionFailed, RequestTimeout, StatusError, Transport, make_transport
+from .http import ConnectionFailed, RequestTimeout, StatusError, Transport, check_base_url, make_transport
 
 #: Placeholder sent to local servers that accept any key; a real key always comes from the environment.
 NO_KEY = "no-key"
@@ -36,6 +36,11 @@ class OpenAICompatBackend(Backend):
         except ImportError as exc:
             raise BackendUnavailable(f"the {spec.http_client} HTTP client is not installed ({exc}): pip install {spec.http_client}") from exc
         self.base_urls = spec.base_urls or (os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",)
+        for url in self.base_urls:  # the options check theirs; OPENAI_BASE_URL and profiles arrive here unchecked
+            try:
+                check_base_url(url)
+            except ValueError as exc:
+                raise ConfigError(f"base URL {exc}") from None
         self._transport: Transport | None = None
         self._next = itertools.cycle(self.base_urls)
 
