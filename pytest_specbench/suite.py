@@ -9,10 +9,12 @@ noticing.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
 import re
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -100,9 +102,31 @@ class Case:
 # --------------------------------------------------------------------------------------------- SpecBench
 
 
+def read_text(path: Path) -> str:
+    """The UTF-8 text of a regular file, read without ever blocking.
+
+    A path check before opening is not enough: files under ``/proc`` and ``/sys`` pass as regular files
+    and some never end (``/proc/kmsg`` waits for the next kernel message), and a path can be swapped for
+    a FIFO between check and open. The file is opened non-blocking and checked on the open descriptor,
+    so such a file fails with "cannot be read" (the OSError or ValueError raised here) instead of
+    hanging collection.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL, "not a regular file")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):  # BlockingIOError where a read would wait
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8")
+
+
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text(path))
     except FileNotFoundError as exc:
         raise SuiteError(str(path), "file is missing") from exc
     except (OSError, UnicodeDecodeError) as exc:
@@ -361,7 +385,7 @@ def load_yaml_suite(path: Path) -> tuple[Scenario, list[Case]]:
 
     where = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise SuiteError(where, f"cannot be read: {exc}") from exc
     node, data = _compose(where, text)
@@ -437,7 +461,7 @@ def _load_prompt_file(scenario: Scenario, path: Path, *, start: int) -> list[Cas
     records: list[tuple[Any, int | None]] = []  # (prompt object, its line in a .jsonl file)
     if path.suffix == ".jsonl":
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = read_text(path).splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise SuiteError(where, f"cannot be read: {exc}") from exc
         for n, line in enumerate(lines, 1):

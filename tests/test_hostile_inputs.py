@@ -377,6 +377,21 @@ def test_14_and_smaller_out_of_range_options_are_usage_errors(pytester, arg, exp
     no_traceback(result)
 
 
+# -------------------------------------------------------------------------- 15. never-ending files
+
+
+@pytest.mark.skipif(not Path("/proc/kmsg").exists(), reason="needs /proc/kmsg")
+def test_15_a_prompts_file_that_never_ends_is_refused_not_read_forever(pytester):
+    import os
+
+    if not os.access("/proc/kmsg", os.R_OK):
+        pytest.skip("/proc/kmsg is not readable here")
+    pytester.makefile(".yaml", specbench_kmsg=SUITE.split("prompts:")[0] + "prompts_file: /proc/kmsg\n")
+    result = pytester.runpytest_subprocess("--co", "-p", "no:cacheprovider", timeout=120)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*invalid spec suite: */proc/kmsg: cannot be read*"])
+
+
 # ------------------------------------------------------------------------ 16. credentials in URLs
 
 
