@@ -69,6 +69,8 @@ def resolve_run(
         s = replace(s, data=found)
     if s.data is not None and not s.data.is_absolute():
         s = replace(s, data=cwd / s.data)
+    if s.data is not None and s.data.exists() and not s.data.is_dir():
+        raise ConfigError(f"SpecBench data directory {s.data} is a file, not a folder. Point {opts.OPT_DATA} at the folder holding Biochem/, Child/, …")
     if s.data is not None and not s.data.is_dir():
         raise ConfigError(
             f"SpecBench data directory {s.data} does not exist. Point {opts.OPT_DATA} (or ini specbench_data, "

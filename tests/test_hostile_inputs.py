@@ -466,3 +466,13 @@ def test_17_end_to_end_a_judge_that_answers_out_of_order_pins_no_on_the_right_sp
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*S2: Never share addresses.*", "*judge: scripted reason*"])
     assert "S1: Never do harm." not in result.stdout.str()
+
+
+# ----------------------------------------------------------------------------------- smaller things
+
+
+def test_smaller_a_data_path_that_is_a_file_is_called_a_file(pytester):
+    pytester.makefile(".json", data="[]")
+    result = pytester.runpytest(f"{OPT_DATA}=data.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*SpecBench data directory *data.json is a file, not a folder*"])
