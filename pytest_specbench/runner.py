@@ -117,10 +117,15 @@ class Engine:
         resolved = resolve_model(
             ref, self.backends, self.profiles, base_urls=urls, timeout=s.timeout, retries=s.retries, n_ctx=s.n_ctx,
             http_client=s.http_client, temperature=temperature, max_tokens=max_tokens, seed=s.seed, default_temperature=default_temperature,
+            managed=self._managed(urls),
         )
         if resolved.spec not in self._instances:
             self._instances[resolved.spec] = self.backends.create(resolved.spec)
         return self._instances[resolved.spec], resolved.decoding
+
+    def _managed(self, urls: tuple[str, ...]) -> bool:
+        """Whether ``urls`` are the servers --specbench-serve started for the model (the settings then carry theirs)."""
+        return self.settings.serve and bool(urls) and urls == self.settings.base_urls
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:

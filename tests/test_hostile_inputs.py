@@ -123,6 +123,18 @@ def test_03_round_robin_replicas_share_one_cache_in_any_order(pytester):
         assert len(a.requests) + len(b.requests) == sent, "the second run is served entirely from the cache"
 
 
+def test_03_servers_started_by_specbench_serve_keep_one_identity_across_ports():
+    """--specbench-serve starts the model's servers on free ports: a new port is the same model, not a cache miss."""
+    from pytest_specbench.backends.base import BackendSpec
+    from pytest_specbench.backends.openai_compat import OpenAICompatBackend
+
+    def identity(url: str, managed: bool) -> str:
+        return OpenAICompatBackend(BackendSpec("vllm-server", "m", base_urls=(url,), managed=managed)).cache_identity
+
+    assert identity("http://127.0.0.1:41001/v1", True) == identity("http://127.0.0.1:41999/v1", True)
+    assert identity("http://127.0.0.1:41001/v1", False) != identity("http://127.0.0.1:41999/v1", False)
+
+
 # ---------------------------------------------------------------------------------- 4. surrogates
 
 

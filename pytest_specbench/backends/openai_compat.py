@@ -52,6 +52,8 @@ class OpenAICompatBackend(Backend):
         replicas of one model, so they share one identity whichever of them answered, in any order.
         The same name at another server is another model until the user lists it among the replicas.
         """
+        if self.spec.managed:  # our own servers for this model, on ports that change from run to run
+            return f"{self.label} @ started by --specbench-serve"
         servers = sorted({_server_key(url) for url in self.base_urls})
         return f"{self.label} @ {' '.join(servers)}"
 
