@@ -132,11 +132,18 @@ def _read_json(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise SuiteError(str(path), f"cannot be read: {exc}") from exc
     except json.JSONDecodeError as exc:
-        raise SuiteError(str(path), f"is not valid JSON: {exc.msg}", line=exc.lineno) from exc
+        raise SuiteError(str(path), f"is not valid JSON: {_json_problem(exc)}", line=exc.lineno) from exc
     except RecursionError as exc:
         raise SuiteError(str(path), "is nested too deeply to read as JSON") from exc
     except ValueError as exc:  # valid JSON that Python refuses, such as an integer of over 4300 digits
         raise SuiteError(str(path), f"cannot be read as JSON: {exc}") from exc
+
+
+def _json_problem(exc: json.JSONDecodeError) -> str:
+    """The decoder's complaint with its column; some messages ("Invalid control character at") end where the position went."""
+    message = exc.msg if exc.msg.endswith(" at") else f"{exc.msg} at"
+    hint = " (a control character such as NUL must be written escaped inside a JSON string, e.g. \\u0000)" if "control character" in exc.msg else ""
+    return f"{message} column {exc.colno}{hint}"
 
 
 def _string_list(path: Path, data: Any, key: str) -> list[str]:
@@ -469,7 +476,7 @@ def _load_prompt_file(scenario: Scenario, path: Path, *, start: int) -> list[Cas
                 try:
                     records.append((json.loads(line), n))
                 except json.JSONDecodeError as exc:
-                    raise SuiteError(where, f"is not valid JSON: {exc.msg}", line=n) from exc
+                    raise SuiteError(where, f"is not valid JSON: {_json_problem(exc)}", line=n) from exc
                 except RecursionError as exc:
                     raise SuiteError(where, "is nested too deeply to read as JSON", line=n) from exc
                 except ValueError as exc:

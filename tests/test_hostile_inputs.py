@@ -488,3 +488,11 @@ def test_smaller_a_data_path_that_is_a_file_is_called_a_file(pytester):
     result = pytester.runpytest(f"{OPT_DATA}=data.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*SpecBench data directory *data.json is a file, not a folder*"])
+
+
+def test_smaller_a_raw_nul_byte_in_json_is_reported_with_its_place(pytester):
+    folder = make_scenario(pytester.path / "data", "Kids", [])
+    (folder / "prompts.json").write_bytes(b'[{"label": "safe", "prompt": "hi\x00there"}]')
+    result = pytester.runpytest(f"{OPT_DATA}=data", "--co")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*prompts.json:1: is not valid JSON: Invalid control character at column 33 (a control character such as NUL must be written escaped*"])
