@@ -176,7 +176,7 @@ class OpenAIClientTransport:
             # The client's timeout bounds each phase (connect, each read), not the request; the deadline
             # around the call is the total, as aiohttp's ClientTimeout(total=...) is in the other transport.
             response = await asyncio.wait_for(self._clients[base_url].post(path, body=body, cast_to=self._httpx.Response), self._seconds)
-        except asyncio.TimeoutError as exc:
+        except asyncio.TimeoutError as exc:  # noqa: UP041 (not the builtin on Python 3.10)
             raise RequestTimeout(f"request timed out after {self._seconds:g} s") from exc
         except openai.APITimeoutError as exc:  # subclass of APIConnectionError: test it first
             raise RequestTimeout(f"request timed out after {self._seconds:g} s") from exc
