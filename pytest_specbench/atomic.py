@@ -171,7 +171,7 @@ def atomic_open(path: Path | str, mode: str = "w", *, create_parents: bool = Fal
         raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
     info = _prepare(path, create_parents)
-    text = {"encoding": "utf-8", "newline": ""} if mode == "w" else {}
+    text: dict[str, Any] = {"encoding": "utf-8", "newline": ""} if mode == "w" else {}
     if info is not None and not stat.S_ISREG(info.st_mode):
         fd = _open_in_place(path, info)
         try:
