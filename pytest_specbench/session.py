@@ -474,12 +474,12 @@ class SpecbenchSession:
             self._warmup = None
         if self.is_worker:
             return
-        from .reporting.run import RunSummary
-        from .summary import build_report, evaluate_gates, write_report
-
         st = self.settings
         if not self.records:
             if st.gates and not self.config.option.collectonly:
+                from .reporting.run import RunSummary
+                from .summary import evaluate_gates
+
                 # no SpecBench case ran (nothing collected, or a filter left nothing): a gate with nothing to
                 # measure fails rather than letting the run through unchecked
                 nothing = RunSummary(groups=[], scenarios=[], rows=[], intervals=[], deltas=[], spec_rates=[], averages=[], facts={}, alpha_sweep={})
@@ -487,6 +487,9 @@ class SpecbenchSession:
                 if session.exitstatus == pytest.ExitCode.OK:
                     session.exitstatus = pytest.ExitCode.TESTS_FAILED
             return
+        from .reporting.run import RunSummary
+        from .summary import build_report, evaluate_gates, write_report
+
         self.summary = RunSummary.compute(self.records, resamples=st.bootstrap, seed=st.seed)
         self.gate_results = evaluate_gates(st.gates, self.summary, on=st.gate_on)
         failed = any(not g.passed for g in self.gate_results)
