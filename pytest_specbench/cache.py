@@ -1,8 +1,9 @@
 """A persistent, content-keyed store of model calls, so nothing is paid for twice and nothing finished is lost.
 
-Every backend call is keyed by everything that determines its answer: the backend (provider/name), the
-exact messages, the assistant prefill, stop strings, output schema, decoding settings (seed included)
-and the sample index. Methods and the judge are built from such calls, so:
+Every backend call is keyed by everything that determines its answer: the backend (provider/name, and
+for servers the set of base URLs it was given: see :attr:`Backend.cache_identity`), the exact messages,
+the assistant prefill, stop strings, output schema, decoding settings (seed included) and the sample
+index. Methods and the judge are built from such calls, so:
 
 * a re-run replays every call from the store and makes no request at all;
 * editing one spec's text changes exactly the requests whose text contains it (the judge prompts of that
@@ -24,7 +25,8 @@ import sqlite3
 import threading
 import time
 import warnings
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from .backends.base import Backend, Completion, GenerationRequest
@@ -37,11 +39,11 @@ BUSY_TIMEOUT_S = 30.0
 ENV_BUSY_TIMEOUT = "SPECBENCH_CACHE_BUSY_TIMEOUT"
 
 
-def request_key(backend_label: str, request: GenerationRequest) -> str:
-    """A stable hash of everything that determines a completion."""
+def request_key(backend_identity: str, request: GenerationRequest) -> str:
+    """A stable hash of everything that determines a completion; ``backend_identity`` is :attr:`Backend.cache_identity`."""
     payload = {
         "v": SCHEMA_VERSION,
-        "backend": backend_label,
+        "backend": backend_identity,
         "messages": [dict(m) for m in request.messages],
         "prefill": request.prefill,
         "stop": list(request.stop),
@@ -66,6 +68,13 @@ class CallCache:
         timeout = float(os.environ.get(ENV_BUSY_TIMEOUT) or BUSY_TIMEOUT_S)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where a folder must be, a read-only or virtual file system, no permission
+            reason = exc.strerror or type(exc).__name__
+            raise ConfigError(
+                f"the specbench cache at {path} cannot be used: its folder {path.parent} cannot be created ({reason}). "
+                "Choose another with --specbench-cache=PATH (or --specbench-cache=none to run without one)."
+            ) from exc
+        try:
             self._db = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -138,10 +147,12 @@ class CachedBackend(Backend):
 
     ``kind`` says which refresh switch applies (responses of the model, or verdicts of the judge);
     with ``refresh`` set the store is not read but still written, so the new answers replace the old.
+    ``scrub`` masks secrets in what is stored (see :meth:`_storable`).
     """
 
-    def __init__(self, inner: Backend, cache: CallCache, kind: str, refresh: bool = False):
+    def __init__(self, inner: Backend, cache: CallCache, kind: str, refresh: bool = False, scrub: Callable[[str], str] | None = None):
         self.inner = inner
+        self.scrub = scrub
         self.spec = inner.spec
         self.cache = cache
         self.kind = kind
@@ -156,18 +167,33 @@ class CachedBackend(Backend):
         return self.inner.calls
 
     async def generate(self, request: GenerationRequest) -> Completion:
-        key = request_key(self.inner.label, request)
+        key = request_key(self.inner.cache_identity, request)
         if not self.refresh:
             hit = self.cache.get(key)
             if hit is not None:
                 return hit
         completion = await self.inner.generate(request)
-        self.cache.put(key, self.kind, self.inner.label, completion)
+        self.cache.put(key, self.kind, self.inner.label, self._storable(completion))
         return completion
+
+    def _storable(self, completion: Completion) -> Completion:
+        """The completion as the store may keep it: secrets a server echoed back (its key, say) masked.
+
+        The caller still gets the answer as it came; only the file on disk is scrubbed. A replayed answer
+        then differs from the original by the mask, so a judge call over it is asked anew once.
+        """
+        scrub = self.scrub
+        if scrub is None:
+            return completion
+        text = scrub(completion.text)
+        reasoning = None if completion.reasoning is None else scrub(completion.reasoning)
+        if text == completion.text and reasoning == completion.reasoning:
+            return completion
+        return replace(completion, text=text, reasoning=reasoning)
 
     def forget(self, request: GenerationRequest) -> None:
         """Drop a stored answer that turned out unusable (an unreadable judge answer)."""
-        self.cache.delete(request_key(self.inner.label, request))
+        self.cache.delete(request_key(self.inner.cache_identity, request))
 
     async def _generate_once(self, request: GenerationRequest) -> Completion:  # pragma: no cover - generate is overridden
         return await self.inner.generate(request)

@@ -85,13 +85,14 @@ class SuiteFile(pytest.File):
     """A ``specbench_*.yaml`` suite."""
 
     def collect(self) -> Iterator[pytest.Collector]:
-        from .suite import load_yaml_suite, select_cases
+        from .suite import claim_scenario_key, load_yaml_suite, scenario_node_name, select_cases
 
         s = session_of(self.config).settings
         scenario, cases = load_yaml_suite(self.path)
+        claim_scenario_key(session_of(self.config).claimed_scenarios, scenario)
         chosen = select_cases(cases, scenarios=s.scenarios, split=s.split, limit=s.limit, seed=s.seed)
         if chosen:
-            yield ScenarioCollector.from_parent(self, name=scenario.key, cases=chosen)
+            yield ScenarioCollector.from_parent(self, name=scenario_node_name(scenario.key), cases=chosen)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
         from .errors import SuiteError
@@ -102,7 +103,9 @@ class SuiteFile(pytest.File):
 
 
 def _scenario_marker(config: pytest.Config, key: str) -> str:
-    marker = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in key)
+    from .suite import scenario_marker
+
+    marker = scenario_marker(key)
     if marker not in {line.split(":")[0] for line in config.getini("markers")}:
         config.addinivalue_line("markers", f"{marker}: SpecBench cases of scenario {key}")
     return marker
@@ -164,7 +167,7 @@ class Collection:
 
     def _dataset_collectors(self, session: pytest.Session) -> list[ScenarioCollector]:
         from .errors import SuiteError
-        from .suite import find_specbench_scenarios, load_specbench_scenario, select_cases
+        from .suite import claim_scenario_key, find_specbench_scenarios, load_specbench_scenario, scenario_node_name, select_cases
 
         s = self.session.settings
         assert s.data is not None
@@ -177,6 +180,8 @@ class Collection:
                     raise pytest.UsageError(f"{opts.OPT_SCENARIOS}: unknown scenario(s) {', '.join(unknown)}; the data has {', '.join(known)}")
                 folders = [f for f in folders if f.name in s.scenarios]
             loaded = [load_specbench_scenario(folder) for folder in folders]
+            for scenario, _ in loaded:
+                claim_scenario_key(self.session.claimed_scenarios, scenario)
         except SuiteError as exc:
             raise pytest.UsageError(f"cannot read the SpecBench data: {exc}") from None
         cases = select_cases([c for _, cs in loaded for c in cs], split=s.split, limit=s.limit, seed=s.seed)
@@ -185,7 +190,8 @@ class Collection:
             mine = [c for c in cases if c.scenario is scenario]
             if mine:
                 folder = Path(scenario.origin)
-                out.append(ScenarioCollector.from_parent(session, name=scenario.key, nodeid=scenario.key, path=folder / "prompts.json", cases=mine))
+                name = scenario_node_name(scenario.key)
+                out.append(ScenarioCollector.from_parent(session, name=name, nodeid=name, path=folder / "prompts.json", cases=mine))
         return out
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -205,7 +211,7 @@ class Collection:
                 raise pytest.Collector.CollectError(f"{metafunc.definition.nodeid} uses {sorted(wants)[0]} but has no @pytest.mark.{MARK_SUITE}(path) marker naming its suite")
             return
         from .errors import SuiteError
-        from .suite import load_yaml_suite, select_cases
+        from .suite import claim_scenario_key, load_yaml_suite, select_cases
 
         if not marker.args:
             raise pytest.Collector.CollectError(f"{metafunc.definition.nodeid}: @pytest.mark.{MARK_SUITE} needs the suite path")
@@ -213,7 +219,8 @@ class Collection:
         if not path.is_absolute():
             path = metafunc.definition.path.parent / path
         try:
-            _, cases = load_yaml_suite(path)
+            scenario, cases = load_yaml_suite(path)
+            claim_scenario_key(self.session.claimed_scenarios, scenario)
         except SuiteError as exc:
             raise pytest.Collector.CollectError(f"invalid spec suite: {exc}") from None
         s = self.session.settings

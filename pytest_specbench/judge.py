@@ -185,7 +185,7 @@ class Judge:
         judge's answer (see :func:`parse_tags` and :func:`parse_json`).
         """
         if self.format == "tags":
-            return parse_tags(text, safety, behavioral, reply=reply)
+            return parse_tags(text, safety, behavioral, reply=reply, keys=keys)
         return parse_json(text, [(keys[s.id], s) for s in (*safety, *behavioral)], reply=reply)
 
     # ------------------------------------------------------------------------------------- judging
@@ -428,11 +428,19 @@ def _tag_names(text: str) -> str:
     return re.sub(r"<(/?)behavior_specifications>", r"<\1behavioral_specifications>", text, flags=re.I)
 
 
-def parse_tags(text: str, safety: Sequence[Spec], behavioral: Sequence[Spec], reply: str = "") -> list[Verdict]:
+#: A line's own number: ``2.``, ``2)``, ``(2)``, ``2:``, or with the rule's letter, ``S2.``/``B2:``.
+_LINE_NUMBER = re.compile(r"^\(?\s*[SB]?(\d+)\s*[.):]\s*", re.I)
+
+
+def parse_tags(
+    text: str, safety: Sequence[Spec], behavioral: Sequence[Spec], reply: str = "", keys: Mapping[str, str] | None = None
+) -> list[Verdict]:
     """Read the paper's layout. Each line carrying a label tag gives one verdict (its last tag).
 
-    Blocks copied verbatim from ``reply`` (the response under review) are not the judge's (see
-    :func:`_block`).
+    Lines are matched to specs by their numbers when the judge numbers them (see :func:`_match_lines`),
+    by position only when no line is numbered. ``keys`` maps spec ids to the keys the prompt showed
+    (S3, B1, …; see :func:`spec_keys`). Blocks copied verbatim from ``reply`` (the response under
+    review) are not the judge's (see :func:`_block`).
     """
     text, reply = _tag_names(text), _tag_names(reply)
     out: list[Verdict] = []
@@ -445,15 +453,40 @@ def parse_tags(text: str, safety: Sequence[Spec], behavioral: Sequence[Spec], re
                 block = text
             else:
                 raise ValueError(f"no <{name}> block in the answer")
-        labels: list[tuple[str, str]] = []
+        lines: list[tuple[int | None, str, str]] = []
         for line in block.splitlines():
             tags = _TAG.findall(line)
             if tags:
                 label = _normalise_label(tags[-1])
                 reason = _TAG.sub("", line).strip()
-                reason = re.sub(r"^\d+\s*[.)]\s*", "", reason)
-                labels.append((label or "", reason))
-        if len(labels) != len(specs):
-            raise ValueError(f"expected {len(specs)} labelled lines in <{name}>, found {len(labels)}")
-        out += [Verdict(s.id, s.kind, label, reason) for s, (label, reason) in zip(specs, labels)]  # type: ignore[arg-type]
+                number = _LINE_NUMBER.match(reason)
+                if number is not None:
+                    reason = reason[number.end() :]
+                lines.append((int(number.group(1)) if number else None, label or "", reason))
+        if len(lines) != len(specs):
+            raise ValueError(f"expected {len(specs)} labelled lines in <{name}>, found {len(lines)}")
+        out += _match_lines(name, specs, lines, keys)
     return out
+
+
+def _match_lines(name: str, specs: Sequence[Spec], lines: list[tuple[int | None, str, str]], keys: Mapping[str, str] | None) -> list[Verdict]:
+    """Pair labelled lines with specs: by number where the judge numbered its lines, else by position.
+
+    A judge that writes "2. … <NO>" first means rule 2, whatever the line's place. The numbers may be the
+    rules' own (S3 asked alone, or beside S1 when S2 is decided by a check) or 1…n in the order asked;
+    numbers that fit neither (a gap, a repeat, a number no rule has) or lines only partly numbered make
+    the answer unreadable: re-asked, then an error outcome, never a verdict pinned on the wrong rule.
+    """
+    numbers = [n for n, _, _ in lines]
+    if all(n is None for n in numbers):
+        return [Verdict(s.id, s.kind, label, reason) for s, (_, label, reason) in zip(specs, lines)]  # type: ignore[arg-type]
+    if any(n is None for n in numbers):
+        raise ValueError(f"some labelled lines in <{name}> are numbered and some are not; cannot tell which rule each one judges")
+    by_line = {n: (label, reason) for n, label, reason in lines}
+    candidates = [[int(keys[s.id][1:]) for s in specs]] if keys is not None and all(s.id in keys for s in specs) else []
+    candidates.append(list(range(1, len(specs) + 1)))
+    for wanted in candidates:
+        if len(by_line) == len(lines) and set(by_line) == set(wanted):
+            return [Verdict(s.id, s.kind, *by_line[n]) for s, n in zip(specs, wanted)]  # type: ignore[arg-type]
+    shown = ", ".join(map(str, numbers))
+    raise ValueError(f"the labelled lines in <{name}> are numbered {shown}, which does not match the {len(specs)} rule(s) asked about ({', '.join(map(str, candidates[0]))})")

@@ -86,6 +86,7 @@ def resolve_model(
     max_tokens: int | None = None,
     seed: int | None = None,
     default_temperature: float | None = None,
+    managed: bool = False,
 ) -> ResolvedModel:
     """Resolve ``ref`` (``PROVIDER/NAME`` or a profile name) for one role.
 
@@ -93,7 +94,7 @@ def resolve_model(
     the profile; ``default_temperature`` applies when neither sets one (0 for the judge, as in the
     paper). Raises :class:`ConfigError` for an unknown provider or profile, listing the valid ones.
     """
-    connection: dict[str, Any] = {"timeout": timeout, "max_retries": retries, "n_ctx": n_ctx, "http_client": http_client}
+    connection: dict[str, Any] = {"timeout": timeout, "max_retries": retries, "n_ctx": n_ctx, "http_client": http_client, "managed": managed}
     if is_profile_ref(ref):
         profile: Profile | None = _profile(ref, profiles)
         assert profile is not None

@@ -9,6 +9,7 @@ Precedence: command line, then environment (where one exists), then ini, then th
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
@@ -64,6 +65,9 @@ OPT_BASELINE = "--specbench-baseline"
 OPT_MAX_DROP = "--specbench-max-drop"
 OPT_BOOTSTRAP = "--specbench-bootstrap"
 OPT_REFRESH = "--specbench-refresh"
+#: Most bootstrap resamples: each interval draws a resamples x cases index matrix (20,000 x 1,500 cases is
+#: 240 MB), and far fewer already put the percentiles' Monte Carlo error well below the interval's width.
+MAX_BOOTSTRAP = 20_000
 
 ENV_DATA = "SPECBENCH_DATA"
 DEFAULT_MODEL = "llamacpp/smollm2"
@@ -113,9 +117,35 @@ def fraction(value: str) -> float:
 
 def non_negative_float(value: str) -> float:
     x = _parse(value, float, "a number")
+    if not math.isfinite(x):  # float() accepts nan and inf, which would reach the server as NaN / Infinity
+        raise ValueError(f"must be a finite number, got {value}")
     if x < 0:
         raise ValueError(f"must be 0 or more, got {value}")
     return x
+
+
+def positive_float(value: str) -> float:
+    x = non_negative_float(value)
+    if x == 0:  # both HTTP clients read a timeout of 0 as "no timeout at all"
+        raise ValueError(f"must be more than 0, got {value}")
+    return x
+
+
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    def convert(value: str) -> int:
+        n = _parse(value, int, "a whole number")
+        if not low <= n <= high:
+            raise ValueError(f"must be between {low:,} and {high:,}, got {n:,}")
+        return n
+
+    return convert
+
+
+def base_url(value: str) -> str:
+    """An http(s) base URL without credentials (see :func:`~pytest_specbench.backends.http.check_base_url`)."""
+    from .backends.http import check_base_url
+
+    return check_base_url(value)
 
 
 def model_ref(value: str) -> str:
@@ -264,10 +294,10 @@ class Settings:
         finish=lambda v: tuple(v or ()),
     )
     gpus_per_worker: int = option(OPT_GPUS_PER_WORKER, "GPUs per xdist worker for vllm and --specbench-serve (tensor parallel when > 1).", positive_int, 1)
-    base_urls: tuple[str, ...] = option(OPT_BASE_URL, "OpenAI-compatible server URL; repeat for round-robin. Default OPENAI_BASE_URL.", str, repeat=True, metavar="URL")
+    base_urls: tuple[str, ...] = option(OPT_BASE_URL, "OpenAI-compatible server URL; repeat for round-robin over replicas of one model. Default OPENAI_BASE_URL.", base_url, repeat=True, metavar="URL")
     #: None in the definition means "the model under test"; ``from_config`` fills it in.
     judge: str = option(OPT_JUDGE, "Judge model as PROVIDER/NAME or a profile name (default: the model under test).", model_ref, finish=lambda v: v or "")
-    judge_base_urls: tuple[str, ...] = option(OPT_JUDGE_BASE_URL, "Judge server URL; repeatable (default: --specbench-base-url).", str, repeat=True, metavar="URL")
+    judge_base_urls: tuple[str, ...] = option(OPT_JUDGE_BASE_URL, "Judge server URL; repeatable (default: --specbench-base-url).", base_url, repeat=True, metavar="URL")
     temperature: float | None = option(OPT_TEMPERATURE, "Sampling temperature of the model (default: the profile's, else the backend's; 0 in-process).", non_negative_float)
     max_tokens: int | None = option(OPT_MAX_TOKENS, "Max completion tokens per model call (default: the profile's; else the server's, or in-process 4200, 8400 for thinking models).", positive_int)
     judge_temperature: float | None = option(OPT_JUDGE_TEMPERATURE, "Judge temperature (default: the judge profile's, else 0 as in the paper).", non_negative_float)
@@ -278,7 +308,7 @@ class Settings:
     judge_mode: str = option(OPT_JUDGE_MODE, "joint (all specs in one call) or sequential (one call per spec).", choice("joint", "sequential"), "joint")
     judge_retries: int = option(OPT_JUDGE_RETRIES, "Re-asks when the judge's answer cannot be read.", non_negative_int, 2)
     retries: int = option(OPT_RETRIES, "Re-sends of a failed request (429, 5xx, timeouts, connection errors).", non_negative_int, 3)
-    timeout: float = option(OPT_TIMEOUT, "Seconds before one HTTP request times out.", non_negative_float, 120.0)
+    timeout: float = option(OPT_TIMEOUT, "Seconds one HTTP request may take in all before it times out.", positive_float, 120.0)
     http_client: str = option(OPT_HTTP_CLIENT, "HTTP client of OpenAI-compatible backends: aiohttp (fast) or openai (the official client).", choice(*HTTP_CLIENTS), HTTP_CLIENTS[0])
     concurrency: int | None = option(OPT_CONCURRENCY, "Cases in flight per process (default: 8 for servers, 1 in-process).", positive_int)
     n_ctx: int = option(OPT_N_CTX, "Context window for in-process llama.cpp models.", positive_int, 4096)
@@ -293,7 +323,7 @@ class Settings:
     gate_on: str = option(OPT_GATE_ON, "Gates compare the point estimate or the 95% bootstrap interval's lower bound.", choice("point", "lower"), "point")
     baseline: Path | None = option(OPT_BASELINE, "A previous JSON report: show spec flips and ΔSAR, fail cases whose verdicts got worse.", str, metavar="PATH", finish=lambda v: Path(v) if v else None)
     max_drop: float | None = option(OPT_MAX_DROP, "Gate: fail when SAR (overall or any scenario) fell by more than this against the baseline.", fraction)
-    bootstrap: int = option(OPT_BOOTSTRAP, "Bootstrap resamples for the confidence intervals.", positive_int, 2000)
+    bootstrap: int = option(OPT_BOOTSTRAP, f"Bootstrap resamples for the confidence intervals (at most {MAX_BOOTSTRAP:,}).", bounded_int(1, MAX_BOOTSTRAP), 2000)
     cache: str | None = option(OPT_CACHE, "SQLite store of model calls (default: in pytest's cache dir); 'none' disables it.", str, metavar="PATH")
     refresh: str | None = option(OPT_REFRESH, "Ignore stored results for responses, verdicts or all (they are recomputed and replaced).", choice("responses", "verdicts", "all"))
 

@@ -69,14 +69,19 @@ def resolve_run(
         s = replace(s, data=found)
     if s.data is not None and not s.data.is_absolute():
         s = replace(s, data=cwd / s.data)
+    if s.data is not None and s.data.exists() and not s.data.is_dir():
+        raise ConfigError(f"SpecBench data directory {s.data} is a file, not a folder. Point {opts.OPT_DATA} at the folder holding Biochem/, Child/, …")
     if s.data is not None and not s.data.is_dir():
         raise ConfigError(
             f"SpecBench data directory {s.data} does not exist. Point {opts.OPT_DATA} (or ini specbench_data, "
             f"or {opts.ENV_DATA}) at the folder holding Biochem/, Child/, … each with scenario.json, specifications.json and prompts.json."
         )
+    from .atomic import check_output_path
+
     for flag, out in ((opts.OPT_REPORT, s.report), (opts.OPT_HTML, s.html), (opts.OPT_CSV, s.csv)):
-        if out is not None and not (cwd / out).parent.is_dir():
-            raise ConfigError(f"{flag}: the folder of {out} does not exist; create it or choose another path")
+        problem = None if out is None else check_output_path(cwd / out, shown=out)
+        if problem is not None:
+            raise ConfigError(f"{flag}: {problem}")
     if s.csv is not None and s.csv.suffix.lower() not in (".csv", ".parquet"):
         raise ConfigError(f"{opts.OPT_CSV}: {s.csv} must end in .csv or .parquet")
     if s.max_drop is not None and s.baseline is None:

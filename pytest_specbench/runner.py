@@ -12,7 +12,7 @@ import asyncio
 import threading
 from collections.abc import Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -117,10 +117,15 @@ class Engine:
         resolved = resolve_model(
             ref, self.backends, self.profiles, base_urls=urls, timeout=s.timeout, retries=s.retries, n_ctx=s.n_ctx,
             http_client=s.http_client, temperature=temperature, max_tokens=max_tokens, seed=s.seed, default_temperature=default_temperature,
+            managed=self._managed(urls),
         )
         if resolved.spec not in self._instances:
             self._instances[resolved.spec] = self.backends.create(resolved.spec)
         return self._instances[resolved.spec], resolved.decoding
+
+    def _managed(self, urls: tuple[str, ...]) -> bool:
+        """Whether ``urls`` are the servers --specbench-serve started for the model (the settings then carry theirs)."""
+        return self.settings.serve and bool(urls) and urls == self.settings.base_urls
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -145,8 +150,9 @@ class Engine:
             if self.cache_path is not None:
                 self.cache = CallCache(self.cache_path)
                 refresh = s.refresh or ""
-                self._model = CachedBackend(self._model, self.cache, "responses", refresh in ("responses", "all"))
-                judge_backend = CachedBackend(judge_backend, self.cache, "verdicts", refresh in ("verdicts", "all"))
+                scrub = self.redact.values
+                self._model = CachedBackend(self._model, self.cache, "responses", refresh in ("responses", "all"), scrub=scrub)
+                judge_backend = CachedBackend(judge_backend, self.cache, "verdicts", refresh in ("verdicts", "all"), scrub=scrub)
         except (SpecbenchError, OSError) as exc:
             self._setup_error = self.redact(str(exc))
             return
@@ -251,8 +257,21 @@ class Engine:
             return CaseOutcome(**base, result=result, error=self.redact(f"judge failed: {exc}"), error_stage="judge", judge_raw=exc.raw)
         except BackendError as exc:
             return CaseOutcome(**base, result=result, error=self.redact(f"judge call failed: {exc}"), error_stage="judge")
+        judged = self._scrubbed(judged)
         score = score_verdicts(judged.verdicts, alpha=self.settings.alpha, na=self.settings.na)
         return CaseOutcome(**base, result=result, judged=judged, score=score)
+
+    def _scrubbed(self, judged: JudgeResult) -> JudgeResult:
+        """The judge's reasons and raw answer with registered secrets masked.
+
+        A judge may quote the response it reviewed, and a server may echo the key it was sent inside a
+        normal answer; reasons travel to the terminal (failure messages), JUnit XML and every report, so
+        they are scrubbed once here rather than at each of those places. Only registered values are
+        masked, as for responses: key-shaped text in a reason about code is usually just code.
+        """
+        scrub = self.redact.values
+        verdicts = tuple(v if not v.reason or scrub(v.reason) == v.reason else replace(v, reason=scrub(v.reason)) for v in judged.verdicts)
+        return replace(judged, verdicts=verdicts, raw=scrub(judged.raw))
 
     def close(self) -> None:
         """Cancel what is still queued, close backends, stop the loop."""

@@ -72,8 +72,12 @@ class SpecbenchSession:
         self.redactor.add_env("OPENAI_API_KEY")
         self.records: list[dict[str, Any]] = []
         self.collected_scenarios: set[str] = set()
+        #: scenario key -> the suite that defined it (see suite.claim_scenario_key)
+        self.claimed_scenarios: dict[str, str] = {}
         self.has_cases = False
         self.gate_results: list[Any] = []
+        #: Reports that could not be written, each with its reason (printed after the summary).
+        self.output_failures: list[str] = []
         self.baseline: Any = None
         self.spec_texts: dict[str, dict[str, str]] = {}
         #: The run's aggregates (:class:`~pytest_specbench.reporting.run.RunSummary`), computed once at session finish.
@@ -468,12 +472,24 @@ class SpecbenchSession:
             # no import may still be running once the session ends (pytester restores sys.modules then)
             self._warmup.join()
             self._warmup = None
-        if self.is_worker or not self.records:
+        if self.is_worker:
+            return
+        st = self.settings
+        if not self.records:
+            if st.gates and not self.config.option.collectonly:
+                from .reporting.run import RunSummary
+                from .summary import evaluate_gates
+
+                # no SpecBench case ran (nothing collected, or a filter left nothing): a gate with nothing to
+                # measure fails rather than letting the run through unchecked
+                nothing = RunSummary(groups=[], scenarios=[], rows=[], intervals=[], deltas=[], spec_rates=[], averages=[], facts={}, alpha_sweep={})
+                self.gate_results = evaluate_gates(st.gates, nothing, on=st.gate_on)
+                if session.exitstatus == pytest.ExitCode.OK:
+                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
             return
         from .reporting.run import RunSummary
         from .summary import build_report, evaluate_gates, write_report
 
-        st = self.settings
         self.summary = RunSummary.compute(self.records, resamples=st.bootstrap, seed=st.seed)
         self.gate_results = evaluate_gates(st.gates, self.summary, on=st.gate_on)
         failed = any(not g.passed for g in self.gate_results)
@@ -486,16 +502,29 @@ class SpecbenchSession:
             return
         report = build_report(self.describe(), self.records, self.gate_results, self.summary, self.spec_texts, self.comparison)
         base = self.config.invocation_params.dir
-        if st.report is not None:
-            write_report(base / st.report, report)
-        if st.html is not None:
+
+        def html(path: Path) -> None:
             from .reporting.html import write_html
 
-            write_html(report, base / st.html, self.spec_texts, resamples=st.bootstrap, summary=self.summary)
-        if st.csv is not None:
+            write_html(report, path, self.spec_texts, resamples=st.bootstrap, summary=self.summary)
+
+        def table(path: Path) -> None:
             from .reporting.tables import write_table
 
-            write_table(self.records, base / st.csv, self.spec_texts)
+            write_table(self.records, path, self.spec_texts)
+
+        from .errors import SpecbenchError
+
+        # each output on its own: one that cannot be written (a folder, a full disk) costs only itself
+        for flag, out, write in ((opts.OPT_REPORT, st.report, lambda p: write_report(p, report)), (opts.OPT_HTML, st.html, html), (opts.OPT_CSV, st.csv, table)):
+            if out is None:
+                continue
+            try:
+                write(base / out)
+            except (SpecbenchError, OSError) as exc:
+                self.output_failures.append(f"{flag}={out} was not written: {self.redactor(str(exc))}")
+        if self.output_failures and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         # pytest stops for collection errors and -x with a KeyboardInterrupt subclass: only Ctrl-C counts here
@@ -522,6 +551,11 @@ class SpecbenchSession:
         if kept is not None:
             terminalreporter.write_line(kept, yellow=True, bold=True)
         if not self.records or self.summary is None:
+            if not self.records and self.gate_results:
+                terminalreporter.write_sep("=", "SpecBench summary")
+                terminalreporter.write_line("no SpecBench case ran, so the gates have nothing to measure and fail:", red=True, bold=True)
+                for result in self.gate_results:
+                    terminalreporter.write_line(result.line, red=True, bold=True)
             return
         from .summary import render_summary
 
@@ -532,6 +566,8 @@ class SpecbenchSession:
             else:
                 red = line.startswith("GATE FAILED")
                 terminalreporter.write_line(line, red=red, bold=red)
+        for failure in self.output_failures:
+            terminalreporter.write_line(f"specbench: {failure}", red=True, bold=True)
 
 
 class Progress:

@@ -9,10 +9,12 @@ noticing.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
 import re
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -100,19 +102,48 @@ class Case:
 # --------------------------------------------------------------------------------------------- SpecBench
 
 
+def read_text(path: Path) -> str:
+    """The UTF-8 text of a regular file, read without ever blocking.
+
+    A path check before opening is not enough: files under ``/proc`` and ``/sys`` pass as regular files
+    and some never end (``/proc/kmsg`` waits for the next kernel message), and a path can be swapped for
+    a FIFO between check and open. The file is opened non-blocking and checked on the open descriptor,
+    so such a file fails with "cannot be read" (the OSError or ValueError raised here) instead of
+    hanging collection.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL, "not a regular file")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):  # BlockingIOError where a read would wait
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8")
+
+
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text(path))
     except FileNotFoundError as exc:
         raise SuiteError(str(path), "file is missing") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise SuiteError(str(path), f"cannot be read: {exc}") from exc
     except json.JSONDecodeError as exc:
-        raise SuiteError(str(path), f"is not valid JSON: {exc.msg}", line=exc.lineno) from exc
+        raise SuiteError(str(path), f"is not valid JSON: {_json_problem(exc)}", line=exc.lineno) from exc
     except RecursionError as exc:
         raise SuiteError(str(path), "is nested too deeply to read as JSON") from exc
     except ValueError as exc:  # valid JSON that Python refuses, such as an integer of over 4300 digits
         raise SuiteError(str(path), f"cannot be read as JSON: {exc}") from exc
+
+
+def _json_problem(exc: json.JSONDecodeError) -> str:
+    """The decoder's complaint with its column; some messages ("Invalid control character at") end where the position went."""
+    message = exc.msg if exc.msg.endswith(" at") else f"{exc.msg} at"
+    hint = " (a control character such as NUL must be written escaped inside a JSON string, e.g. \\u0000)" if "control character" in exc.msg else ""
+    return f"{message} column {exc.colno}{hint}"
 
 
 def _string_list(path: Path, data: Any, key: str) -> list[str]:
@@ -152,7 +183,21 @@ def load_specbench_scenario(folder: Path) -> tuple[Scenario, list[Case]]:
     if not isinstance(items, list):
         raise SuiteError(str(prompts_path), "must be a JSON list of prompt objects")
     cases = [_case_from_record(scenario, str(prompts_path), i, rec) for i, rec in enumerate(items)]
+    _refuse_duplicate_ids(str(prompts_path), cases)
     return scenario, cases
+
+
+def _refuse_duplicate_ids(where: str, cases: Sequence[Case]) -> None:
+    """Refuse two prompts with one id: the id keys the test, its outcome and the cache, so the second would vanish."""
+    first: dict[str, int] = {}
+    for case in cases:
+        if case.case_id in first:
+            raise SuiteError(
+                where,
+                f"prompt id {case.case_id!r} is used twice (prompts [{first[case.case_id]}] and [{case.index}]); every prompt needs its own id",
+                field=f"[{case.index}].id",
+            )
+        first[case.case_id] = case.index
 
 
 def _case_from_record(scenario: Scenario, path: str, index: int, rec: Any, *, line: int | None = None) -> Case:
@@ -347,7 +392,7 @@ def load_yaml_suite(path: Path) -> tuple[Scenario, list[Case]]:
 
     where = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise SuiteError(where, f"cannot be read: {exc}") from exc
     node, data = _compose(where, text)
@@ -423,7 +468,7 @@ def _load_prompt_file(scenario: Scenario, path: Path, *, start: int) -> list[Cas
     records: list[tuple[Any, int | None]] = []  # (prompt object, its line in a .jsonl file)
     if path.suffix == ".jsonl":
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = read_text(path).splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise SuiteError(where, f"cannot be read: {exc}") from exc
         for n, line in enumerate(lines, 1):
@@ -431,7 +476,7 @@ def _load_prompt_file(scenario: Scenario, path: Path, *, start: int) -> list[Cas
                 try:
                     records.append((json.loads(line), n))
                 except json.JSONDecodeError as exc:
-                    raise SuiteError(where, f"is not valid JSON: {exc.msg}", line=n) from exc
+                    raise SuiteError(where, f"is not valid JSON: {_json_problem(exc)}", line=n) from exc
                 except RecursionError as exc:
                     raise SuiteError(where, "is nested too deeply to read as JSON", line=n) from exc
                 except ValueError as exc:
@@ -442,6 +487,52 @@ def _load_prompt_file(scenario: Scenario, path: Path, *, start: int) -> list[Cas
             raise SuiteError(where, "must be a JSON list of prompt objects")
         records = [(rec, None) for rec in data]
     return [_case_from_record(scenario, where, start + i, rec, line=n) for i, (rec, n) in enumerate(records)]
+
+
+# ------------------------------------------------------------------------------------------ one run
+
+
+def claim_scenario_key(claimed: dict[str, str], scenario: Scenario) -> None:
+    """Record that ``scenario.key`` belongs to this suite, refusing it when another suite already has it.
+
+    The key is the scenario's identity in a run: its summary row, its gates (``Child:0.7``), its ``-m``
+    marker and the spec texts reports show beside verdicts. Two suites under one key (a YAML suite named
+    like a SpecBench folder, or two YAML files with one ``scenario:``) would be merged into one row and
+    one gate, with one suite's spec texts shown for the other's verdicts; they are refused instead, so
+    the user renames one. ``claimed`` maps keys to the suite (origin) that claimed them first.
+    """
+    origin = os.path.realpath(scenario.origin)
+    owner = claimed.setdefault(scenario.key, origin)
+    if owner != origin:
+        raise SuiteError(
+            scenario.origin,
+            f"scenario {scenario.key!r} is already defined by {owner}; two suites cannot share a scenario name, because "
+            "the name keys the summary row, the gates, the -m marker and the spec texts in reports. Rename one of them",
+            field="scenario",
+        )
+
+
+#: Words a ``-m`` expression reads as operators, never as a marker name.
+_MARK_KEYWORDS = frozenset({"and", "or", "not"})
+
+
+def scenario_marker(key: str) -> str:
+    """The ``-m`` marker of a scenario: its key with every character but letters, digits and ``_`` made ``_``.
+
+    pytest refuses marker names that start with ``_`` and ``-m`` cannot name ``and``/``or``/``not``, so
+    such names (``_draft``, ``🚀Kids``, ``...``, ``not``) get a ``scenario_`` prefix: ``scenario_draft``,
+    ``scenario_Kids``, ``scenario___``, ``scenario_not``.
+    """
+    marker = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in key)
+    if not marker or marker.startswith("_"):
+        return "scenario" + (marker if marker.startswith("_") else "_")
+    return f"scenario_{marker}" if marker in _MARK_KEYWORDS else marker
+
+
+def scenario_node_name(key: str) -> str:
+    """The scenario's collector name in node ids: ``::`` separates nodes and ``[…]`` marks parameters there,
+    so ``:``, ``[`` and ``]`` become ``_`` (``a::b[1]`` → ``a__b_1_``); the summary keeps the key as written."""
+    return re.sub(r"[:\[\]]", "_", key)
 
 
 # ----------------------------------------------------------------------------------------------- select

@@ -69,7 +69,25 @@ class ScriptedServer:
         *,
         respond: Respond | None = None,
         fail_after: int | None = None,
+        trickle: float = 0.0,
+        echo_key: bool = False,
+        reasoning: Any = None,
+        suffix: str = "",
+        reverse_tags: bool = False,
     ):
+        """The keyword-only switches script hostile but well-formed servers (issue 17's findings).
+
+        ``trickle``: send each answer's body one byte every ``trickle`` seconds. ``echo_key``: quote the
+        request's Authorization header in every 200 answer, in generations and judge reasons alike.
+        ``reasoning``: attach this as ``reasoning_content`` to every message (any JSON value).
+        ``suffix``: append this to every generation (e.g. a lone surrogate, which JSON escapes as ``\\ud83d``).
+        ``reverse_tags``: write the judge's numbered tag lines last rule first (numbers kept).
+        """
+        self.reverse_tags = reverse_tags
+        self.trickle = trickle
+        self.echo_key = echo_key
+        self.reasoning = reasoning
+        self.suffix = suffix
         self.latency = latency
         self.respond = respond
         # After ``fail_after`` recorded requests every POST is refused (HTTP 400, not retried, not recorded):
@@ -145,10 +163,18 @@ class ScriptedServer:
                 if fault is not None:
                     status, payload, extra = _fault_answer(fault, payload, headers)
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-                writer.write(
+                head = (
                     f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\ncontent-type: application/json\r\n{extra}"
-                    f"content-length: {len(data)}\r\n\r\n".encode() + data
+                    f"content-length: {len(data)}\r\n\r\n".encode()
                 )
+                if self.trickle:
+                    writer.write(head)
+                    for i in range(len(data)):
+                        writer.write(data[i : i + 1])
+                        await writer.drain()
+                        await asyncio.sleep(self.trickle)
+                else:
+                    writer.write(head + data)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, asyncio.CancelledError):
             pass
@@ -196,13 +222,17 @@ class ScriptedServer:
             return 200, payload, None
         if hooked is not None:
             return 200, _completion(body, hooked), None
+        key = headers.get("authorization", "") if self.echo_key else ""
         if _is_judge(body):
-            text = _judge_answer(body)
+            text = _judge_answer(body, quote=key, reverse=self.reverse_tags)
         else:
-            text = "ANSWER: " + last_user(body)
+            text = "ANSWER: " + last_user(body) + (f" (you sent {key})" if key else "") + self.suffix
             if long := LONG.search(text):
                 text = text.ljust(int(long.group(1)), "~")
-        return 200, _completion(body, text), None
+        answer = _completion(body, text)
+        if self.reasoning is not None:
+            answer["choices"][0]["message"]["reasoning_content"] = self.reasoning
+        return 200, answer, None
 
 
 #: The faults a faulty server cycles through: what real servers and proxies do under load. ``length``
@@ -251,7 +281,7 @@ def _is_judge(body: dict[str, Any]) -> bool:
     return "<<<RESPONSE-" in last_user(body)
 
 
-def _judge_answer(body: dict[str, Any]) -> str:
+def _judge_answer(body: dict[str, Any], quote: str = "", reverse: bool = False) -> str:
     """Verdicts for the keys the judge prompt asks about (S1…, B1…, possibly a subset).
 
     The directive's n-th entry answers key n; an empty entry means YES; a key beyond the directive's
@@ -268,10 +298,12 @@ def _judge_answer(body: dict[str, Any]) -> str:
             answers.append((kind + n, "YES"))
         elif int(n) <= len(lists[kind]):
             answers.append((kind + n, lists[kind][int(n) - 1] or "YES"))
+    said = f" {quote}" if quote else ""
     if body.get("response_format"):
-        return json.dumps({key: {"reason": f"scripted {label}", "verdict": label} for key, label in answers})
-    s_lines = "\n".join(f"{i}. scripted reason <{lab}>" for i, (k, lab) in enumerate([a for a in answers if a[0][0] == "S"], 1))
-    b_lines = "\n".join(f"{i}. scripted reason <{lab}>" for i, (k, lab) in enumerate([a for a in answers if a[0][0] == "B"], 1))
+        return json.dumps({key: {"reason": f"scripted {label}{said}", "verdict": label} for key, label in answers})
+    order = reversed if reverse else list
+    s_lines = "\n".join(order([f"{i}. scripted reason{said} <{lab}>" for i, (k, lab) in enumerate([a for a in answers if a[0][0] == "S"], 1)]))
+    b_lines = "\n".join(order([f"{i}. scripted reason{said} <{lab}>" for i, (k, lab) in enumerate([a for a in answers if a[0][0] == "B"], 1)]))
     return f"<safety_specifications>\n{s_lines}\n</safety_specifications>\n<behavioral_specifications>\n{b_lines}\n</behavioral_specifications>"
 
 

@@ -231,3 +231,35 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> 
         atomic.write_text(tmp_path / "missing" / "x.txt", "x", create_parents=False)
     atomic.write_text(tmp_path / "made" / "x.txt", "é")
     assert (tmp_path / "made" / "x.txt").read_text(encoding="utf-8") == "é"
+
+
+def test_a_fifo_with_a_reader_is_written_in_place_and_other_nodes_are_refused(tmp_path: Path) -> None:
+    """The path kinds atomic.py tells apart, through both entry points (a stream and a writer's temporary path)."""
+    import os
+    import stat
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(atomic.OutputError, match="FIFO that nobody is reading"):
+        atomic.write_text(fifo, "x")
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        atomic.write_json(fifo, {"a": 1})
+        with atomic.atomic_path(fifo) as tmp:
+            tmp.write_text("tail", encoding="utf-8")
+        assert os.read(reader, 1000) == b'{\n "a": 1\n}\ntail'
+    finally:
+        os.close(reader)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode), "the FIFO was not replaced by a regular file"
+    with pytest.raises(atomic.OutputError, match="is a folder"):
+        atomic.write_text(tmp_path, "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"], "no temporary file is left behind"
+    old = os.umask(0o027)
+    try:
+        atomic.write_text(tmp_path / "new.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.txt").st_mode) == 0o640
+    os.chmod(tmp_path / "new.txt", 0o604)
+    atomic.write_text(tmp_path / "new.txt", "y")
+    assert stat.S_IMODE(os.stat(tmp_path / "new.txt").st_mode) == 0o604, "a replaced file keeps its mode"

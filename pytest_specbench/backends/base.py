@@ -143,6 +143,9 @@ class BackendSpec:
     n_ctx: int = 4096
     #: The HTTP transport of OpenAI-compatible backends (see :mod:`pytest_specbench.backends.http`).
     http_client: str = HTTP_CLIENTS[0]
+    #: The servers at ``base_urls`` were started by this run for this model (``--specbench-serve``): their
+    #: addresses (free ports) change from run to run and say nothing about which model answers.
+    managed: bool = False
     #: Constructor options of the backend class, as sorted (key, value) pairs so the spec stays hashable:
     #: e.g. ``(("prefill_template", "chatml"),)`` from a vLLM profile. Only classes with
     #: ``supports_thinking_template`` receive them; see :meth:`option`.
@@ -187,6 +190,15 @@ class Backend(abc.ABC):
     @property
     def label(self) -> str:
         return self.spec.label
+
+    @property
+    def cache_identity(self) -> str:
+        """Which model answers, for the call cache's key: the label, plus whatever else tells models apart.
+
+        A model name alone does not: the same name at two servers may be two different models (another
+        fine-tune, another quantisation). Backends that reach servers add them (see the HTTP backend).
+        """
+        return self.label
 
     async def generate(self, request: GenerationRequest) -> Completion:
         """One completion, retried under the policy; raises :class:`RequestFailed` when it gives up."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any, Protocol
 
 from ..errors import BackendError
@@ -27,6 +28,35 @@ HTTP_CLIENTS = ("aiohttp", "openai")
 USER_AGENT = "pytest-specbench"
 #: Environment variables that route HTTP through a proxy (any case, as aiohttp and httpx read them).
 PROXY_VARIABLES = tuple(v for name in ("http_proxy", "https_proxy", "all_proxy") for v in (name, name.upper()))
+
+
+def check_base_url(url: str) -> str:
+    """``url`` if it can serve as an OpenAI-compatible base URL; ValueError with a reason a user can act on.
+
+    Only http and https are spoken (a ``file://`` or ``ftp://`` URL would otherwise fail once per case).
+    Credentials in the URL (``user:password@``) are refused: the key travels as a bearer token in the
+    Authorization header, which one request cannot carry beside Basic credentials (aiohttp refuses the
+    pair, httpx would send the Basic credentials instead of the key). The message never shows a password.
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        raise ValueError(f"{_masked(url)} is not a URL ({exc})") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{_masked(url)} is not an http:// or https:// URL with a host (e.g. http://127.0.0.1:8000/v1)")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            f"{_masked(url)} carries credentials (user:password@); they cannot be sent beside the API key. "
+            "Drop them from the URL and put the key in OPENAI_API_KEY (or the profile's api_key_env)"
+        )
+    return url
+
+
+def _masked(url: str) -> str:
+    return re.sub(r"(://[^/\s:@]*:)[^@\s/]*@", r"\1[REDACTED]@", url)
 
 
 class TransportError(BackendError):
@@ -83,9 +113,10 @@ class AiohttpTransport:
         # asyncio.TimeoutError, not the builtin: they differ on Python 3.10
         self._timeout_error = asyncio.TimeoutError
         self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json", "User-Agent": USER_AGENT}
-        # Per phase, as the openai client's httpx timeout is: a long generation that answers in one piece
-        # is bounded by sock_read, not by a total that would also count time queued for a connection.
-        self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_connect=timeout, sock_read=timeout)
+        # One deadline for the whole exchange: a per-read bound alone lets a server that trickles a byte
+        # now and then hold a request (and a run) for as long as it likes. Nothing queues for a
+        # connection here (the connector has no limit), so the total counts only the exchange itself.
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=timeout)
         self._seconds = timeout
         self._session: Any = None
 
@@ -115,7 +146,7 @@ class AiohttpTransport:
             raise ConnectionFailed(f"cannot connect to the server: {type(exc).__name__}: {exc}") from exc
         if status >= 400:
             raise StatusError(status, _error_message(raw), _retry_after(retry_after))
-        return json.loads(raw)
+        return decode_json(raw)
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -138,9 +169,15 @@ class OpenAIClientTransport:
         self._seconds = timeout
 
     async def post(self, base_url: str, path: str, body: dict[str, Any]) -> Any:
+        import asyncio
+
         openai = self._openai
         try:
-            response = await self._clients[base_url].post(path, body=body, cast_to=self._httpx.Response)
+            # The client's timeout bounds each phase (connect, each read), not the request; the deadline
+            # around the call is the total, as aiohttp's ClientTimeout(total=...) is in the other transport.
+            response = await asyncio.wait_for(self._clients[base_url].post(path, body=body, cast_to=self._httpx.Response), self._seconds)
+        except asyncio.TimeoutError as exc:  # noqa: UP041 (not the builtin on Python 3.10)
+            raise RequestTimeout(f"request timed out after {self._seconds:g} s") from exc
         except openai.APITimeoutError as exc:  # subclass of APIConnectionError: test it first
             raise RequestTimeout(f"request timed out after {self._seconds:g} s") from exc
         except openai.APIConnectionError as exc:
@@ -149,11 +186,41 @@ class OpenAIClientTransport:
         except openai.APIStatusError as exc:
             # the body's own message, as the aiohttp transport reports it, not the client's "Error code: …" wrapping
             raise StatusError(exc.status_code, _error_message(exc.response.content), _retry_after(exc.response.headers.get("retry-after"))) from exc
-        return response.json()
+        return decode_json(response.content)
 
     async def aclose(self) -> None:
         for client in self._clients.values():
             await client.close()
+
+
+#: A JSON escape of a UTF-16 surrogate: the only way a lone surrogate can reach a decoded answer.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def decode_json(raw: bytes) -> Any:
+    """The decoded JSON answer, with any lone surrogate replaced by U+FFFD.
+
+    JSON may escape half of a surrogate pair (``"\\ud83d"``), and Python decodes that into a string no
+    UTF-8 file, SQLite row, execnet message or later request body can hold: it would crash the cache,
+    the reports and the judge's request for every case it touched. Well-formed answers (pairs decode to
+    one character) are returned unchanged; the scan for such escapes runs only over the raw bytes.
+    """
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"the server's answer is not valid JSON ({exc})") from exc
+    return _well_formed(data) if _SURROGATE_ESCAPE.search(raw) else data
+
+
+def _well_formed(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_well_formed(v) for v in value]
+    if isinstance(value, dict):
+        return {_well_formed(k): _well_formed(v) for k, v in value.items()}
+    return value
 
 
 def _error_message(raw: bytes) -> str:

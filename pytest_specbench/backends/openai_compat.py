@@ -9,12 +9,13 @@ spreads a run over several serving machines.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from typing import Any, TypedDict
 
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, ConfigError
 from .base import RETRYABLE_STATUS, Backend, BackendSpec, Completion, GenerationRequest, RetryDecision
-from .http import ConnectionFailed, RequestTimeout, StatusError, Transport, make_transport
+from .http import ConnectionFailed, RequestTimeout, StatusError, Transport, check_base_url, make_transport
 
 #: Placeholder sent to local servers that accept any key; a real key always comes from the environment.
 NO_KEY = "no-key"
@@ -35,8 +36,26 @@ class OpenAICompatBackend(Backend):
         except ImportError as exc:
             raise BackendUnavailable(f"the {spec.http_client} HTTP client is not installed ({exc}): pip install {spec.http_client}") from exc
         self.base_urls = spec.base_urls or (os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",)
+        for url in self.base_urls:  # the options check theirs; OPENAI_BASE_URL and profiles arrive here unchecked
+            try:
+                check_base_url(url)
+            except ValueError as exc:
+                raise ConfigError(f"base URL {exc}") from None
         self._transport: Transport | None = None
         self._next = itertools.cycle(self.base_urls)
+
+    @property
+    def cache_identity(self) -> str:
+        """The label and the set of servers: a stored answer is replayed only for the same servers.
+
+        The servers given together (``--specbench-base-url`` repeated, used round-robin) are declared
+        replicas of one model, so they share one identity whichever of them answered, in any order.
+        The same name at another server is another model until the user lists it among the replicas.
+        """
+        if self.spec.managed:  # our own servers for this model, on ports that change from run to run
+            return f"{self.label} @ started by --specbench-serve"
+        servers = sorted({_server_key(url) for url in self.base_urls})
+        return f"{self.label} @ {' '.join(servers)}"
 
     def _send(self) -> tuple[Transport, str]:
         """The transport and the next base URL, round-robin. The transport is made on first use: a run served from the cache opens none."""
@@ -79,10 +98,7 @@ class OpenAICompatBackend(Backend):
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST a JSON body to ``path`` under the next base URL and return the decoded answer (it must carry choices)."""
         transport, base = self._send()
-        try:
-            data = await transport.post(base, path, body)
-        except ValueError as exc:
-            raise ValueError(f"the server's answer is not valid JSON ({exc})") from exc
+        data = await transport.post(base, path, body)
         choices = data.get("choices") if isinstance(data, dict) else None
         if not choices or not isinstance(choices[0], dict):
             raise ValueError("the server answered with no choices")
@@ -97,7 +113,7 @@ class OpenAICompatBackend(Backend):
             raise ValueError("the server answered with empty content")
         return Completion(
             text=text,
-            reasoning=message.get("reasoning_content") or message.get("reasoning"),
+            reasoning=reasoning_text(message.get("reasoning_content") or message.get("reasoning")),
             finish_reason=choice.get("finish_reason"),
             **_usage(data),
         )
@@ -127,3 +143,31 @@ def _usage(data: dict[str, Any]) -> Usage:
     raw = data.get("usage")
     usage: dict[str, Any] = raw if isinstance(raw, dict) else {}
     return {"prompt_tokens": int(usage.get("prompt_tokens") or 0), "completion_tokens": int(usage.get("completion_tokens") or 0)}
+
+
+def reasoning_text(value: Any) -> str | None:
+    """A server's split-off reasoning as text.
+
+    Most servers send a string; some send structured reasoning: an object with the text under ``text``,
+    ``content`` or ``summary``, or a list of such parts. Their text is kept, joined by newlines; an object
+    of another shape is kept as its JSON, so nothing the server said is dropped and nothing crashes on it.
+    """
+    if value is None or isinstance(value, str):
+        return value or None
+    if isinstance(value, dict):
+        for key in ("text", "content", "summary"):
+            if key in value:
+                return reasoning_text(value[key])
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "\n".join(part for part in map(reasoning_text, value) if part) or None
+    return str(value)
+
+
+def _server_key(url: str) -> str:
+    """A base URL as the cache tells servers apart: no credentials, no trailing slash, case-blind scheme and host."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower() + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme.lower(), host, parts.path.rstrip("/"), parts.query, ""))

@@ -223,6 +223,39 @@ def _validate(report: Any, where: str) -> None:
         missing = [k for k in ("group", "scenario", "case_id") if k not in c]
         if missing:
             raise BaselineError(f"baseline {where}: case {i} lacks {', '.join(missing)}")
+        problem = _case_problem(c)
+        if problem is not None:
+            raise BaselineError(f"baseline {where}: case {i} ({c.get('scenario')}::{c.get('case_id')}) {problem}; is it a report written by --specbench-report?")
+
+
+_LABELS = ("YES", "NO", "NA")
+
+
+def _case_problem(c: Mapping[str, Any]) -> str | None:
+    """What makes one case record unusable for comparing, or None.
+
+    Every field a comparison reads is checked here, once, at load time: a report edited by hand or cut
+    off must be refused before the run spends a single call, not crash at its end.
+    """
+    for key in ("group", "scenario", "case_id"):
+        if not isinstance(c[key], (str, int)) or isinstance(c[key], bool):
+            return f"has a {key} that is not a name"
+    verdicts = c.get("verdicts")
+    if verdicts is not None:
+        if not isinstance(verdicts, list):
+            return "has 'verdicts' that is not a list"
+        for j, v in enumerate(verdicts):
+            if not isinstance(v, dict) or not isinstance(v.get("spec"), str) or v.get("label") not in _LABELS:
+                return f"has verdicts[{j}] without a spec id and a YES/NO/NA label"
+    score = c.get("score")
+    if score is not None and c.get("error") is None:
+        if not isinstance(score, dict):
+            return "has a 'score' that is not an object"
+        for key, low, high in (("s", 0.0, 1.0), ("r", 0.0, 1.0), ("risk", 0, 1)):
+            x = score.get(key)
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not low <= x <= high:
+                return f"has score.{key} = {x!r:.40}, not a number in [{low:g}, {high:g}]"
+    return None
 
 
 # ----------------------------------------------------------------------------------------- the index
