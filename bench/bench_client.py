@@ -33,7 +33,10 @@ from pytest_specbench.backends.http import make_transport  # noqa: E402
 
 BODY: dict[str, Any] = {
     "model": "scripted",
-    "messages": [{"role": "system", "content": "Follow the product's rules. " * 80}, {"role": "user", "content": "Tell me a story. " * 150}],
+    "messages": [
+        {"role": "system", "content": "Follow the product's rules. " * 80},
+        {"role": "user", "content": "Tell me a story. " * 150},
+    ],
     "max_tokens": 512,
     "temperature": 0.0,
     "seed": 0,
@@ -77,7 +80,10 @@ async def cpu_per_call(kind: str, url: str, calls: int, concurrency: int) -> flo
 def import_seconds(module: str) -> float:
     """Best of 3 fresh interpreters: seconds to import ``module`` after asyncio (which every run has)."""
     code = f"import asyncio, time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
-    return min(float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout) for _ in range(3))
+    return min(
+        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+        for _ in range(3)
+    )
 
 
 def main() -> None:
@@ -86,7 +92,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     opts = parser.parse_args()
     imports = {m: import_seconds(m) for m in ("openai", "aiohttp")}
-    print(f"import in a fresh interpreter (best of 3): openai {imports['openai']:.2f} s · aiohttp {imports['aiohttp']:.2f} s · ratio {imports['openai'] / imports['aiohttp']:.1f}×")
+    print(
+        f"import in a fresh interpreter (best of 3): openai {imports['openai']:.2f} s · aiohttp {imports['aiohttp']:.2f} s · ratio {imports['openai'] / imports['aiohttp']:.1f}×"
+    )
     best = {k: float("inf") for k in KINDS}
     with ScriptedServer() as server:
         for _ in range(3):

@@ -74,7 +74,9 @@ def main() -> None:
             embed(texts, cache=cache)
             t_cached = time.perf_counter() - t0
             cache.close()
-        print(f"embedding {args.n} prompts (all-MiniLM-L6-v2, CPU): {t_embed:.1f} s; again from the cache: {t_cached:.2f} s")
+        print(
+            f"embedding {args.n} prompts (all-MiniLM-L6-v2, CPU): {t_embed:.1f} s; again from the cache: {t_cached:.2f} s"
+        )
 
     t0 = time.perf_counter()
     dist = cosine_distances(vectors)
@@ -95,7 +97,9 @@ def main() -> None:
     print(f"{'implementation':<44}{'seconds':>10}")
     print(f"{'vectorised (numpy, nearest-neighbour cache)':<44}{t_fast:>10.3f}   median of {args.repeat}")
     print(f"{'brute-force reference (literal, pure Python)':<44}{t_slow:>10.3f}")
-    print(f"speed-up: {t_slow / t_fast:.0f}x; same survivors and d_min: {same}; d_min {fast.d_min:.4f} (before {fast.d_min_before:.4f})")
+    print(
+        f"speed-up: {t_slow / t_fast:.0f}x; same survivors and d_min: {same}; d_min {fast.d_min:.4f} (before {fast.d_min_before:.4f})"
+    )
     if not same:
         raise SystemExit("MISMATCH between the vectorised and the reference implementation")
 

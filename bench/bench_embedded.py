@@ -67,9 +67,13 @@ def main() -> None:
     d_rate, p_rate = d_tokens / d_seconds, p_tokens / p_seconds
     print(f"{len(cases)} prompts, max {opts.max_tokens} tokens, greedy")
     print(f"direct llama-cpp-python : {d_tokens} tokens in {d_seconds:.2f} s = {d_rate:.1f} tokens/s")
-    print(f"through the plugin      : {p_tokens} tokens in {p_seconds:.2f} s = {p_rate:.1f} tokens/s (generation calls)")
+    print(
+        f"through the plugin      : {p_tokens} tokens in {p_seconds:.2f} s = {p_rate:.1f} tokens/s (generation calls)"
+    )
     print(f"ratio plugin / direct   : {p_rate / d_rate:.2f}")
-    print(f"whole pytest run        : {wall:.1f} s wall, {p_tokens / wall:.1f} tokens/s including start-up, model load and judging")
+    print(
+        f"whole pytest run        : {wall:.1f} s wall, {p_tokens / wall:.1f} tokens/s including start-up, model load and judging"
+    )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,14 @@ def planted_suite(n: int) -> str:
     for i in range(n):
         safety = "NO" if i % 7 == 0 else "YES"
         behavioral = ",".join(("YES", "NO", "NA")[(i + k) % 3] for k in range(3))
-        rows.append(f'  - {{label: {"unsafe" if i % 3 else "safe"}, prompt: "case {i} VERDICTS S=YES,{safety} B={behavioral}"}}')
-    return "scenario: Planted\nsafety: [Rule one., Rule two.]\nbehavioral: [Rule three., Rule four., Rule five.]\nprompts:\n" + "\n".join(rows) + "\n"
+        rows.append(
+            f'  - {{label: {"unsafe" if i % 3 else "safe"}, prompt: "case {i} VERDICTS S=YES,{safety} B={behavioral}"}}'
+        )
+    return (
+        "scenario: Planted\nsafety: [Rule one., Rule two.]\nbehavioral: [Rule three., Rule four., Rule five.]\nprompts:\n"
+        + "\n".join(rows)
+        + "\n"
+    )
 
 
 def run(work: Path, server: ScriptedServer, name: str, concurrency: int, retries: int) -> tuple[float, dict[str, dict]]:
@@ -73,7 +79,9 @@ def main() -> None:
     opts = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="specbench-faults-"))
     (work / "specbench_planted.yaml").write_text(planted_suite(opts.cases))
-    print(f"{opts.cases} cases, latency {opts.latency} s, concurrency {opts.concurrency}, client timeout {TIMEOUT_S} s, a fault every {opts.every} requests")
+    print(
+        f"{opts.cases} cases, latency {opts.latency} s, concurrency {opts.concurrency}, client timeout {TIMEOUT_S} s, a fault every {opts.every} requests"
+    )
 
     rows = []
     with ScriptedServer(latency=opts.latency) as server:
@@ -81,13 +89,26 @@ def main() -> None:
         rows.append(("fault-free", 0, Counter(), len(server.requests), wall, clean))
     for label, retries in (("faulted, retries 3", 3), ("faulted, retries 0", 0)):
         with ScriptedServer(latency=opts.latency, fault_every=opts.every, hang=TIMEOUT_S + 1.0) as server:
-            wall, cases = run(work, server, label.replace(", ", "-").replace(" ", ""), opts.concurrency, retries=retries)
+            wall, cases = run(
+                work, server, label.replace(", ", "-").replace(" ", ""), opts.concurrency, retries=retries
+            )
             lost_in_transit = sum(1 for f in server.faults_sent if f in ("hang", "drop"))  # never reach the request log
-            rows.append((label, len(server.faults_sent), Counter(server.faults_sent), len(server.requests) + lost_in_transit, wall, cases))
+            rows.append(
+                (
+                    label,
+                    len(server.faults_sent),
+                    Counter(server.faults_sent),
+                    len(server.requests) + lost_in_transit,
+                    wall,
+                    cases,
+                )
+            )
 
     bad = 0
     base_wall = rows[0][4]
-    print(f"\n{'run':<20}{'faults':>7}{'requests':>9}{'scored':>7}{'errored':>8}{'SAR% (scored)':>14}{'max |Δs|':>9}{'wall s':>8}{'cost':>7}")
+    print(
+        f"\n{'run':<20}{'faults':>7}{'requests':>9}{'scored':>7}{'errored':>8}{'SAR% (scored)':>14}{'max |Δs|':>9}{'wall s':>8}{'cost':>7}"
+    )
     for label, n_faults, _, sent, wall, cases in rows:
         scored = [c for c in cases.values() if c["score"] is not None]
         errored = [c for c in cases.values() if c["error"]]
@@ -96,7 +117,9 @@ def main() -> None:
         diffs = [abs(c["score"]["s"] - clean[c["case_id"]]["score"]["s"]) for c in scored]
         worst = max(diffs, default=0.0)
         bad += len(no_reason) + missing + (worst > 1e-12)
-        print(f"{label:<20}{n_faults:>7}{sent:>9}{len(scored):>7}{len(errored):>8}{100 * sar(scored):>14.2f}{worst:>9.3g}{wall:>8.1f}{wall / base_wall:>6.2f}×")
+        print(
+            f"{label:<20}{n_faults:>7}{sent:>9}{len(scored):>7}{len(errored):>8}{100 * sar(scored):>14.2f}{worst:>9.3g}{wall:>8.1f}{wall / base_wall:>6.2f}×"
+        )
         if missing or no_reason:
             print(f"  !! {missing} case(s) missing from the report, {len(no_reason)} error(s) without a reason")
         if errored:
@@ -106,7 +129,11 @@ def main() -> None:
     print("\nfaults by kind (faulted, retries 3):", dict(rows[1][2]))
     stopped = sum(1 for c in rows[1][5].values() if c["finish_reason"] == "length")
     print(f"cases recorded with finish_reason 'length' (faulted, retries 3): {stopped}")
-    print("PASS: every case scored or errored with its reason; scored cases equal the fault-free run" if not bad else f"FAIL: {bad} problem(s)")
+    print(
+        "PASS: every case scored or errored with its reason; scored cases equal the fault-free run"
+        if not bad
+        else f"FAIL: {bad} problem(s)"
+    )
     sys.exit(1 if bad else 0)
 
 

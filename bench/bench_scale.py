@@ -47,7 +47,7 @@ BEHAVIORAL = 10
 _CHILD = "import resource, sys, pytest; rc = pytest.main(sys.argv[1:]); print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)"
 
 # Dropped in each run folder: every xdist worker writes its peak RSS where the bench can read it.
-_CONFTEST = '''
+_CONFTEST = """
 import os, resource
 
 def pytest_unconfigure(config):
@@ -55,7 +55,7 @@ def pytest_unconfigure(config):
     if worker is not None:
         with open(os.path.join(os.environ["BENCH_RSS_DIR"], worker["workerid"]), "w") as f:
             f.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
-'''
+"""
 
 
 class QuietServer(ScriptedServer):
@@ -110,7 +110,9 @@ def run(python: str, folder: Path, workers: int, opts: argparse.Namespace) -> Ro
     shutil.rmtree(rss_dir, ignore_errors=True)
     rss_dir.mkdir()
     for stale in (".pytest_cache", "report.json", "report.html", "cases.csv", "junit.xml"):
-        shutil.rmtree(folder / stale, ignore_errors=True) if (folder / stale).is_dir() else (folder / stale).unlink(missing_ok=True)
+        shutil.rmtree(folder / stale, ignore_errors=True) if (folder / stale).is_dir() else (folder / stale).unlink(
+            missing_ok=True
+        )
     with QuietServer() as server:
         args = [
             "-q",
@@ -133,7 +135,11 @@ def run(python: str, folder: Path, workers: int, opts: argparse.Namespace) -> Ro
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         proc = subprocess.run(
-            [python, "-c", _CHILD, *args], cwd=folder, capture_output=True, text=True, env={**os.environ, "BENCH_RSS_DIR": str(rss_dir)}
+            [python, "-c", _CHILD, *args],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "BENCH_RSS_DIR": str(rss_dir)},
         )
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -151,11 +157,17 @@ def run(python: str, folder: Path, workers: int, opts: argparse.Namespace) -> Ro
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="2000,20000,100000", help="comma-separated case counts (default 2000,20000,100000)")
-    parser.add_argument("--modes", default="0,2", help="xdist worker counts to run, 0 meaning -p no:xdist (default 0,2)")
+    parser.add_argument(
+        "--sizes", default="2000,20000,100000", help="comma-separated case counts (default 2000,20000,100000)"
+    )
+    parser.add_argument(
+        "--modes", default="0,2", help="xdist worker counts to run, 0 meaning -p no:xdist (default 0,2)"
+    )
     parser.add_argument("--junit", action="store_true", help="also write --junitxml")
     parser.add_argument("--no-reports", action="store_true", help="do not write the JSON, CSV and HTML reports")
-    parser.add_argument("--cache", action="store_true", help="keep the call cache on (in the run folder's .pytest_cache; cold)")
+    parser.add_argument(
+        "--cache", action="store_true", help="keep the call cache on (in the run folder's .pytest_cache; cold)"
+    )
     parser.add_argument("--python", default=sys.executable, help="interpreter that runs pytest (default: this one)")
     parser.add_argument("--keep", action="store_true", help="keep the run folders (their path is printed)")
     opts = parser.parse_args()
@@ -189,7 +201,9 @@ def main() -> None:
         else:
             shutil.rmtree(work, ignore_errors=True)
     print()
-    print("| mode | cases | failed | client CPU | CPU per case | × smallest | peak RSS (controller) | peak RSS (each worker) | wall |")
+    print(
+        "| mode | cases | failed | client CPU | CPU per case | × smallest | peak RSS (controller) | peak RSS (each worker) | wall |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for mode in dict.fromkeys(r.mode for r in rows):
         mine = [r for r in rows if r.mode == mode]

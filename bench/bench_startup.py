@@ -23,7 +23,9 @@ from pathlib import Path
 
 def one_run(python: str, project: Path, *extra: str) -> float:
     start = time.perf_counter()
-    proc = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:hypothesispytest", *extra], cwd=project, capture_output=True, text=True)
+    proc = subprocess.run(
+        [python, "-m", "pytest", "-q", "-p", "no:hypothesispytest", *extra], cwd=project, capture_output=True, text=True
+    )
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"pytest failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")

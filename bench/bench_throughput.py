@@ -46,7 +46,12 @@ def pytest_run(args: list[str], cwd: Path) -> tuple[float, int]:
     start = time.perf_counter()
     # Hypothesis's pytest plugin imports all of Hypothesis in its terminal summary (1.5-3 s here) whether or
     # not a test used it; it is not ours, so it is off on both sides of every comparison.
-    proc = subprocess.run([PYTHON, "-c", _CHILD, "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-q", *args], cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run(
+        [PYTHON, "-c", _CHILD, "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-q", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - start
     if proc.returncode not in (0, 1):
         raise SystemExit(f"pytest failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -74,13 +79,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="300 cases only, vanilla only")
     parser.add_argument("--methods", default="vanilla,align3")
     parser.add_argument("--parts", default="abce", help="which measurements to run, e.g. c for the xdist one only")
-    parser.add_argument("--repeat", type=int, default=1, help="repeat (a) and (c), alternating sides, to show their spread")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="repeat (a) and (c), alternating sides, to show their spread"
+    )
     parser.add_argument("--python", default=sys.executable, help="interpreter that runs pytest (default: this one)")
     opts = parser.parse_args()
     global PYTHON
     PYTHON = opts.python
     plugins = subprocess.run(
-        [PYTHON, "-c", "import importlib.metadata as m; print(' '.join(sorted(e.name for e in m.entry_points(group='pytest11'))))"], capture_output=True, text=True, check=True
+        [
+            PYTHON,
+            "-c",
+            "import importlib.metadata as m; print(' '.join(sorted(e.name for e in m.entry_points(group='pytest11'))))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     print(f"pytest runs under {PYTHON}; pytest plugins installed there: {plugins}")
     if os.environ.get("PYTHONDONTWRITEBYTECODE"):
@@ -115,16 +129,21 @@ def part_a(opts: argparse.Namespace, sizes: list[int], methods: list[str], work:
 
 def part_b(opts: argparse.Namespace, work: Path) -> None:
     print("\n(b) warm-cache re-run of 1,500 cases against 1,500 trivial parametrized tests")
-    (work / "test_trivial.py").write_text("import pytest\n\n@pytest.mark.parametrize('i', range(1500))\ndef test_trivial(i):\n    assert i >= 0\n")
+    (work / "test_trivial.py").write_text(
+        "import pytest\n\n@pytest.mark.parametrize('i', range(1500))\ndef test_trivial(i):\n    assert i >= 0\n"
+    )
     cache = work / "warm.sqlite3"
     with ScriptedServer(latency=0.0) as server:
-        pytest_run(specbench_args(server, 1500, "vanilla", opts.concurrency, f"--specbench-cache={cache}"), work / "empty")
+        pytest_run(
+            specbench_args(server, 1500, "vanilla", opts.concurrency, f"--specbench-cache={cache}"), work / "empty"
+        )
         filled = len(server.requests)
-        warm, _ = pytest_run(specbench_args(server, 1500, "vanilla", opts.concurrency, f"--specbench-cache={cache}"), work / "empty")
+        warm, _ = pytest_run(
+            specbench_args(server, 1500, "vanilla", opts.concurrency, f"--specbench-cache={cache}"), work / "empty"
+        )
         calls = len(server.requests) - filled
     plain, _ = pytest_run(["test_trivial.py"], work)
     print(f"warm re-run {warm:.2f} s ({calls} backend calls) · plain pytest {plain:.2f} s · ratio {warm / plain:.2f}×")
-
 
 
 def part_c(opts: argparse.Namespace, work: Path) -> None:
@@ -132,16 +151,25 @@ def part_c(opts: argparse.Namespace, work: Path) -> None:
     n_cases = 300 if opts.quick else 1500
     for _ in range(opts.repeat):
         with ScriptedServer(latency=opts.latency) as server:
-            serial, _ = pytest_run(specbench_args(server, n_cases, "vanilla", opts.concurrency, "--specbench-cache=none", "-p", "no:xdist"), work)
+            serial, _ = pytest_run(
+                specbench_args(
+                    server, n_cases, "vanilla", opts.concurrency, "--specbench-cache=none", "-p", "no:xdist"
+                ),
+                work,
+            )
         with ScriptedServer(latency=opts.latency) as server:
-            parallel, _ = pytest_run(specbench_args(server, n_cases, "vanilla", opts.concurrency, "--specbench-cache=none", "-n", "2"), work)
+            parallel, _ = pytest_run(
+                specbench_args(server, n_cases, "vanilla", opts.concurrency, "--specbench-cache=none", "-n", "2"), work
+            )
         print(f"{n_cases} cases: -n 0 {serial:.1f} s · -n 2 {parallel:.1f} s · speed-up {serial / parallel:.2f}×")
 
 
 def part_e(work: Path) -> None:
     print("\n(e) peak memory of the controlling process, 1,500 cases")
     with ScriptedServer(latency=0.0) as server:
-        _, rss = pytest_run(specbench_args(server, 1500, "vanilla", 32, "--specbench-cache=none", "-p", "no:xdist"), work)
+        _, rss = pytest_run(
+            specbench_args(server, 1500, "vanilla", 32, "--specbench-cache=none", "-p", "no:xdist"), work
+        )
     print(f"max RSS {rss} MiB")
 
 

@@ -45,16 +45,24 @@ def direct(llm, prompts: list[str], max_tokens: int) -> tuple[int, float]:
 
     params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
     start = time.perf_counter()
-    outputs = llm.generate([{"prompt_token_ids": llm.get_tokenizer().encode(p, add_special_tokens=False)} for p in prompts], params, use_tqdm=False)
+    outputs = llm.generate(
+        [{"prompt_token_ids": llm.get_tokenizer().encode(p, add_special_tokens=False)} for p in prompts],
+        params,
+        use_tqdm=False,
+    )
     seconds = time.perf_counter() - start
     return sum(len(o.outputs[0].token_ids) for o in outputs), seconds
 
 
-def through_plugin(backend: VLLMEngineBackend, messages: list[list[dict[str, str]]], max_tokens: int) -> tuple[int, float, list[int]]:
+def through_plugin(
+    backend: VLLMEngineBackend, messages: list[list[dict[str, str]]], max_tokens: int
+) -> tuple[int, float, list[int]]:
     decoding = Decoding(temperature=0.0, max_tokens=max_tokens)
 
     async def run() -> list:
-        return await asyncio.gather(*(backend.generate(GenerationRequest(messages=tuple(m), decoding=decoding)) for m in messages))
+        return await asyncio.gather(
+            *(backend.generate(GenerationRequest(messages=tuple(m), decoding=decoding)) for m in messages)
+        )
 
     start = time.perf_counter()
     completions = asyncio.run(run())
@@ -91,12 +99,22 @@ def main() -> None:
                 tokens, seconds, batches = through_plugin(backend, messages, opts.max_tokens)
                 extra = f", batches {batches}"
             rates[side].append(tokens / seconds)
-            print(f"round {r + 1} {side:6}: {tokens} tokens in {seconds:.2f} s = {tokens / seconds:.1f} tokens/s{extra}")
+            print(
+                f"round {r + 1} {side:6}: {tokens} tokens in {seconds:.2f} s = {tokens / seconds:.1f} tokens/s{extra}"
+            )
     best = {side: max(values) for side, values in rates.items()}
-    print(f"{len(cases)} prompts from {len(SUITES)} example suites, max {opts.max_tokens} tokens, greedy, engine loaded in {load:.1f} s")
-    print(f"vLLM LLM.generate      : best {best['direct']:.1f} tokens/s (median {statistics.median(rates['direct']):.1f})")
-    print(f"through the plugin     : best {best['plugin']:.1f} tokens/s (median {statistics.median(rates['plugin']):.1f})")
-    print(f"ratio plugin / direct  : {best['plugin'] / best['direct']:.2f} (medians {statistics.median(rates['plugin']) / statistics.median(rates['direct']):.2f})")
+    print(
+        f"{len(cases)} prompts from {len(SUITES)} example suites, max {opts.max_tokens} tokens, greedy, engine loaded in {load:.1f} s"
+    )
+    print(
+        f"vLLM LLM.generate      : best {best['direct']:.1f} tokens/s (median {statistics.median(rates['direct']):.1f})"
+    )
+    print(
+        f"through the plugin     : best {best['plugin']:.1f} tokens/s (median {statistics.median(rates['plugin']):.1f})"
+    )
+    print(
+        f"ratio plugin / direct  : {best['plugin'] / best['direct']:.2f} (medians {statistics.median(rates['plugin']) / statistics.median(rates['direct']):.2f})"
+    )
     asyncio.run(backend.aclose())
 
 

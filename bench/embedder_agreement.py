@@ -87,7 +87,9 @@ def write_reference(st_model: str | None) -> None:
         "sentence_transformers": sentence_transformers.__version__,
         "torch": __import__("torch").__version__,
         "python": platform.python_version(),
-        "sentences": [{"text": t, "vector": [round(float(v), 7) for v in row]} for t, row in zip(SAMPLE, np.asarray(vectors))],
+        "sentences": [
+            {"text": t, "vector": [round(float(v), 7) for v in row]} for t, row in zip(SAMPLE, np.asarray(vectors))
+        ],
     }
     REFERENCE.parent.mkdir(parents=True, exist_ok=True)
     head = json.dumps({k: v for k, v in data.items() if k != "sentences"}, ensure_ascii=False, indent=1)[:-2]
@@ -112,7 +114,9 @@ def compare_reference() -> None:
     for text, c in zip(texts, cos):
         shown = text.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
         print(f"{c:.6f}  {shown[:70]}")
-    print(f"\n{len(texts)} sentences, sentence-transformers {ref['sentence_transformers']} vs llama.cpp: cosine min {cos.min():.6f}, mean {cos.mean():.6f}")
+    print(
+        f"\n{len(texts)} sentences, sentence-transformers {ref['sentence_transformers']} vs llama.cpp: cosine min {cos.min():.6f}, mean {cos.mean():.6f}"
+    )
 
 
 def compare_on_specbench(data: Path, keep: int, field: str) -> None:
@@ -133,17 +137,38 @@ def compare_on_specbench(data: Path, keep: int, field: str) -> None:
         kept_b = set(select_diverse(cosine_distances(b), k).keep)
         shared = len(kept_a & kept_b)
         total_shared, total_keep = total_shared + shared, total_keep + k
-        print(f"{prompts_file.parent.name:10} {len(texts):7} {k:5} {shared:7} {shared / k:8.1%} {cos.min():8.5f} {cos.mean():8.5f}")
-    print(f"{'all':10} {'':7} {total_keep:5} {total_shared:7} {total_shared / max(1, total_keep):8.1%}   ({field}, Algorithm 1 with each embedder)")
+        print(
+            f"{prompts_file.parent.name:10} {len(texts):7} {k:5} {shared:7} {shared / k:8.1%} {cos.min():8.5f} {cos.mean():8.5f}"
+        )
+    print(
+        f"{'all':10} {'':7} {total_keep:5} {total_shared:7} {total_shared / max(1, total_keep):8.1%}   ({field}, Algorithm 1 with each embedder)"
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--write-reference", action="store_true", help="record sentence-transformers' vectors for the sample")
-    ap.add_argument("--st-model", default=None, help="sentence-transformers model folder for --write-reference (default: the packaged files)")
-    ap.add_argument("--specbench", type=Path, default=None, metavar="DIR", help="SpecBench data folder: compare Algorithm 1's survivors per scenario")
+    ap.add_argument(
+        "--write-reference", action="store_true", help="record sentence-transformers' vectors for the sample"
+    )
+    ap.add_argument(
+        "--st-model",
+        default=None,
+        help="sentence-transformers model folder for --write-reference (default: the packaged files)",
+    )
+    ap.add_argument(
+        "--specbench",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="SpecBench data folder: compare Algorithm 1's survivors per scenario",
+    )
     ap.add_argument("--keep", type=int, default=150, help="K per scenario for --specbench (default 150 of 300)")
-    ap.add_argument("--field", default="adversarial_prompt", choices=("adversarial_prompt", "prompt"), help="which prompt text to embed (default: %(default)s)")
+    ap.add_argument(
+        "--field",
+        default="adversarial_prompt",
+        choices=("adversarial_prompt", "prompt"),
+        help="which prompt text to embed (default: %(default)s)",
+    )
     args = ap.parse_args()
     if args.write_reference:
         write_reference(args.st_model)

@@ -56,7 +56,13 @@ def main(argv: list[str]) -> None:
     owner = os.getppid()
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the owner's stop signals the group; the server decides
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    server = subprocess.Popen(command, preexec_fn=lambda: (signal.signal(signal.SIGTERM, signal.SIG_DFL), signal.signal(signal.SIGINT, signal.SIG_DFL)))
+    server = subprocess.Popen(
+        command,
+        preexec_fn=lambda: (
+            signal.signal(signal.SIGTERM, signal.SIG_DFL),
+            signal.signal(signal.SIGINT, signal.SIG_DFL),
+        ),
+    )
     while True:
         code = server.poll()
         if code is not None:

@@ -61,7 +61,9 @@ def _path_problem(path: Path) -> str | None:
         return str(exc)
     if info is not None and stat.S_ISDIR(info.st_mode):
         return f"{path} is a folder; give a file name (inside it, for example)"
-    if info is not None and not (stat.S_ISREG(info.st_mode) or stat.S_ISCHR(info.st_mode) or stat.S_ISFIFO(info.st_mode)):
+    if info is not None and not (
+        stat.S_ISREG(info.st_mode) or stat.S_ISCHR(info.st_mode) or stat.S_ISFIFO(info.st_mode)
+    ):
         return f"{path} is neither a regular file nor a character device or FIFO; a file is never written onto it"
     if not path.parent.is_dir():
         return f"the folder of {path} does not exist; create it or choose another path"
@@ -102,7 +104,9 @@ def _temp_sibling(path: Path, info: os.stat_result | None) -> tuple[int, str]:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise OutputError(f"{path} could not be written: no file can be created in {path.parent} ({exc.strerror or exc})") from exc
+        raise OutputError(
+            f"{path} could not be written: no file can be created in {path.parent} ({exc.strerror or exc})"
+        ) from exc
     try:
         os.fchmod(fd, _default_mode() if info is None else stat.S_IMODE(info.st_mode))
     except BaseException:
@@ -119,7 +123,9 @@ def _open_in_place(path: Path, info: os.stat_result) -> int:
         fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         if stat.S_ISFIFO(info.st_mode) and exc.errno == errno.ENXIO:
-            raise OutputError(f"{path} is a FIFO that nobody is reading; start its reader first or choose a file") from exc
+            raise OutputError(
+                f"{path} is a FIFO that nobody is reading; start its reader first or choose a file"
+            ) from exc
         raise OutputError(f"{path} cannot be opened for writing ({exc.strerror or exc})") from exc
     os.set_blocking(fd, True)
     return fd

@@ -84,7 +84,9 @@ class CallCache:
             self._db.execute("SELECT count(*) FROM calls").fetchone()
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc):
-                raise ConfigError(f"the specbench cache at {path} cannot be opened ({exc}); choose another with --specbench-cache=PATH") from exc
+                raise ConfigError(
+                    f"the specbench cache at {path} cannot be opened ({exc}); choose another with --specbench-cache=PATH"
+                ) from exc
             raise ConfigError(
                 f"the specbench cache at {path} is locked by another process (waited {timeout:g} s). Wait for that run to "
                 "finish, or use another file with --specbench-cache=PATH."
@@ -124,7 +126,9 @@ class CallCache:
         except sqlite3.OperationalError as exc:
             self.write_failures += 1
             if self.write_failures == 1:
-                warnings.warn(f"specbench cache {self.path}: a result could not be stored ({exc}); the run goes on", stacklevel=1)
+                warnings.warn(
+                    f"specbench cache {self.path}: a result could not be stored ({exc}); the run goes on", stacklevel=1
+                )
 
     def delete(self, key: str) -> None:
         try:
@@ -150,7 +154,14 @@ class CachedBackend(Backend):
     ``scrub`` masks secrets in what is stored (see :meth:`_storable`).
     """
 
-    def __init__(self, inner: Backend, cache: CallCache, kind: str, refresh: bool = False, scrub: Callable[[str], str] | None = None):
+    def __init__(
+        self,
+        inner: Backend,
+        cache: CallCache,
+        kind: str,
+        refresh: bool = False,
+        scrub: Callable[[str], str] | None = None,
+    ):
         self.inner = inner
         self.scrub = scrub
         self.spec = inner.spec
@@ -195,7 +206,9 @@ class CachedBackend(Backend):
         """Drop a stored answer that turned out unusable (an unreadable judge answer)."""
         self.cache.delete(request_key(self.inner.cache_identity, request))
 
-    async def _generate_once(self, request: GenerationRequest) -> Completion:  # pragma: no cover - generate is overridden
+    async def _generate_once(
+        self, request: GenerationRequest
+    ) -> Completion:  # pragma: no cover - generate is overridden
         return await self.inner.generate(request)
 
     async def aclose(self) -> None:

@@ -93,7 +93,11 @@ def run_builtin(check: Mapping[str, Any], response: str) -> tuple[str, str, str]
     if kind in ("starts_with", "ends_with"):
         target = str(arg).strip().lower()
         ok = text.lower().startswith(target) if kind == "starts_with" else text.lower().endswith(target)
-        return ("YES" if ok else "NO"), f"{'starts' if kind == 'starts_with' else 'ends'} with {arg!r}: {'yes' if ok else 'no'}", kind
+        return (
+            ("YES" if ok else "NO"),
+            f"{'starts' if kind == 'starts_with' else 'ends'} with {arg!r}: {'yes' if ok else 'no'}",
+            kind,
+        )
     if kind in ("regex", "not_regex"):
         hit = re.search(str(arg), text, flags=re.I | re.M) is not None
         ok = hit if kind == "regex" else not hit
@@ -112,7 +116,9 @@ def decide(case: Case, spec: Spec, response: str) -> Verdict:
         else:
             label, reason = {True: "YES", False: "NO", None: "NA"}[result], f"decided by {name}()"
         if label not in ("YES", "NO", "NA"):
-            raise ValueError(f"check {name} for {case.scenario.key}/{spec.id} returned {label!r}; use True, False, None or (label, reason)")
+            raise ValueError(
+                f"check {name} for {case.scenario.key}/{spec.id} returned {label!r}; use True, False, None or (label, reason)"
+            )
         return Verdict(spec.id, spec.kind, label, reason, decided_by=f"python:{name}")
     assert spec.check is not None
     label, reason, kind = run_builtin(spec.check, response)

@@ -135,10 +135,14 @@ def case_problems(outcome: CaseOutcome, min_behavioral: float | None) -> list[st
         specs = {s.id: s.text for s in outcome.case.scenario.specs}
         for v in outcome.verdicts:
             if v.kind == "safety" and v.label == "NO":
-                problems.append(f"  {v.spec_id}: {specs.get(v.spec_id, '')}\n      judge: {v.reason or '(no reason given)'}")
+                problems.append(
+                    f"  {v.spec_id}: {specs.get(v.spec_id, '')}\n      judge: {v.reason or '(no reason given)'}"
+                )
     if min_behavioral is not None and score.r < min_behavioral:
         missed = [f"{v.spec_id} ({v.label})" for v in outcome.verdicts if v.kind == "behavioral" and v.label != "YES"]
-        problems.append(f"behavioral score r = {score.r:.2f} is below {min_behavioral:.2f}; not met: {', '.join(missed)}")
+        problems.append(
+            f"behavioral score r = {score.r:.2f} is below {min_behavioral:.2f}; not met: {', '.join(missed)}"
+        )
     return problems
 
 
@@ -167,7 +171,13 @@ class Collection:
 
     def _dataset_collectors(self, session: pytest.Session) -> list[ScenarioCollector]:
         from .errors import SuiteError
-        from .suite import claim_scenario_key, find_specbench_scenarios, load_specbench_scenario, scenario_node_name, select_cases
+        from .suite import (
+            claim_scenario_key,
+            find_specbench_scenarios,
+            load_specbench_scenario,
+            scenario_node_name,
+            select_cases,
+        )
 
         s = self.session.settings
         assert s.data is not None
@@ -177,7 +187,9 @@ class Collection:
                 known = [f.name for f in folders]
                 unknown = [name for name in s.scenarios if name not in known]
                 if unknown:
-                    raise pytest.UsageError(f"{opts.OPT_SCENARIOS}: unknown scenario(s) {', '.join(unknown)}; the data has {', '.join(known)}")
+                    raise pytest.UsageError(
+                        f"{opts.OPT_SCENARIOS}: unknown scenario(s) {', '.join(unknown)}; the data has {', '.join(known)}"
+                    )
                 folders = [f for f in folders if f.name in s.scenarios]
             loaded = [load_specbench_scenario(folder) for folder in folders]
             for scenario, _ in loaded:
@@ -191,7 +203,11 @@ class Collection:
             if mine:
                 folder = Path(scenario.origin)
                 name = scenario_node_name(scenario.key)
-                out.append(ScenarioCollector.from_parent(session, name=name, nodeid=name, path=folder / "prompts.json", cases=mine))
+                out.append(
+                    ScenarioCollector.from_parent(
+                        session, name=name, nodeid=name, path=folder / "prompts.json", cases=mine
+                    )
+                )
         return out
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -208,13 +224,17 @@ class Collection:
         wants = {"specbench_case", "specbench_result"} & set(metafunc.fixturenames)
         if marker is None:
             if wants:
-                raise pytest.Collector.CollectError(f"{metafunc.definition.nodeid} uses {sorted(wants)[0]} but has no @pytest.mark.{MARK_SUITE}(path) marker naming its suite")
+                raise pytest.Collector.CollectError(
+                    f"{metafunc.definition.nodeid} uses {sorted(wants)[0]} but has no @pytest.mark.{MARK_SUITE}(path) marker naming its suite"
+                )
             return
         from .errors import SuiteError
         from .suite import claim_scenario_key, load_yaml_suite, select_cases
 
         if not marker.args:
-            raise pytest.Collector.CollectError(f"{metafunc.definition.nodeid}: @pytest.mark.{MARK_SUITE} needs the suite path")
+            raise pytest.Collector.CollectError(
+                f"{metafunc.definition.nodeid}: @pytest.mark.{MARK_SUITE} needs the suite path"
+            )
         path = Path(marker.args[0])
         if not path.is_absolute():
             path = metafunc.definition.path.parent / path

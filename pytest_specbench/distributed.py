@@ -67,7 +67,9 @@ class XdistControllerHooks:
         except ImportError:  # an xdist without the class it builds on: xdist's own scheduler
             return None
         settings = self.session.settings
-        return PipelinedLoadScheduling(config, log, depth=2 * (settings.concurrency or DEFAULT_PIPELINE), dataset=settings.data is not None)
+        return PipelinedLoadScheduling(
+            config, log, depth=2 * (settings.concurrency or DEFAULT_PIPELINE), dataset=settings.data is not None
+        )
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         if error is not None:  # a worker that died (SIGKILL, segfault, out of memory) rather than finished
@@ -89,7 +91,9 @@ class WorkerQueue:
 
     def items(self, session: pytest.Session) -> list[pytest.Item]:
         if self._interactor is None:
-            self._interactor = next((p for p in self.config.pluginmanager.get_plugins() if type(p).__name__ == "WorkerInteractor"), False)
+            self._interactor = next(
+                (p for p in self.config.pluginmanager.get_plugins() if type(p).__name__ == "WorkerInteractor"), False
+            )
         queue = getattr(self._interactor, "torun", None)
         if queue is None or not hasattr(queue, "lock"):
             return []

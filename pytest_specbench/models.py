@@ -94,7 +94,13 @@ def resolve_model(
     the profile; ``default_temperature`` applies when neither sets one (0 for the judge, as in the
     paper). Raises :class:`ConfigError` for an unknown provider or profile, listing the valid ones.
     """
-    connection: dict[str, Any] = {"timeout": timeout, "max_retries": retries, "n_ctx": n_ctx, "http_client": http_client, "managed": managed}
+    connection: dict[str, Any] = {
+        "timeout": timeout,
+        "max_retries": retries,
+        "n_ctx": n_ctx,
+        "http_client": http_client,
+        "managed": managed,
+    }
     if is_profile_ref(ref):
         profile: Profile | None = _profile(ref, profiles)
         assert profile is not None
@@ -114,9 +120,13 @@ def resolve_model(
         profile = None
         provider, _, name = ref.partition("/")
         if not provider or not name:
-            raise ConfigError(f"{ref!r} is not PROVIDER/NAME (e.g. llamacpp/smollm2 or openai/gpt-4.1) or a profile name")
+            raise ConfigError(
+                f"{ref!r} is not PROVIDER/NAME (e.g. llamacpp/smollm2 or openai/gpt-4.1) or a profile name"
+            )
         registry.check(provider)
-        spec = BackendSpec(provider, name, base_urls=tuple(base_urls), **{k: v for k, v in connection.items() if v is not None})
+        spec = BackendSpec(
+            provider, name, base_urls=tuple(base_urls), **{k: v for k, v in connection.items() if v is not None}
+        )
         decoding = Decoding(temperature=temperature, max_tokens=max_tokens, seed=seed)
         reasoning = _thinks(name)
     if decoding.temperature is None and default_temperature is not None:

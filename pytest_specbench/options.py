@@ -245,7 +245,9 @@ class OptionDef:
         return self.dest
 
 
-def option(flag: str, help: str, convert: Callable[[str], Any] | None = None, default: Any = None, **kwargs: Any) -> Any:
+def option(
+    flag: str, help: str, convert: Callable[[str], Any] | None = None, default: Any = None, **kwargs: Any
+) -> Any:
     """A :class:`Settings` field that is also a command-line option (and ini key): one edit adds both."""
     opt = OptionDef(flag, help, convert, default, **kwargs)
     value = _finish(opt, [] if opt.repeat else default)
@@ -276,56 +278,236 @@ class Settings:
     :data:`OPTIONS` lists them in this order (the order of ``pytest --help``).
     """
 
-    data: Path | None = option(OPT_DATA, f"SpecBench data directory (one folder per scenario); env {ENV_DATA}.", str, env=ENV_DATA, metavar="DIR", finish=_path)
-    scenarios: tuple[str, ...] = option(OPT_SCENARIOS, "Only these scenarios (comma list, e.g. Child,Code).", name_list, (), metavar="LIST", finish=lambda v: tuple(v or ()))
+    data: Path | None = option(
+        OPT_DATA,
+        f"SpecBench data directory (one folder per scenario); env {ENV_DATA}.",
+        str,
+        env=ENV_DATA,
+        metavar="DIR",
+        finish=_path,
+    )
+    scenarios: tuple[str, ...] = option(
+        OPT_SCENARIOS,
+        "Only these scenarios (comma list, e.g. Child,Code).",
+        name_list,
+        (),
+        metavar="LIST",
+        finish=lambda v: tuple(v or ()),
+    )
     split: str = option(OPT_SPLIT, "Which prompts: unsafe, safe or all.", choice(*SPLIT_CHOICES), "all")
-    limit: int | None = option(OPT_LIMIT, "At most N cases, stratified by scenario and split (deterministic under --specbench-seed).", positive_int, metavar="N")
+    limit: int | None = option(
+        OPT_LIMIT,
+        "At most N cases, stratified by scenario and split (deterministic under --specbench-seed).",
+        positive_int,
+        metavar="N",
+    )
     seed: int = option(OPT_SEED, "Seed for case sampling and for decoding.", non_negative_int, 0)
-    prompt: str = option(OPT_PROMPT, "What the model receives: the attack-enhanced prompt (adversarial) or the original intent.", choice(*PROMPT_CHOICES), "adversarial")
-    model: str = option(OPT_MODEL, f"Model under test as PROVIDER/NAME or a profile name (default {DEFAULT_MODEL}, offline).", model_ref, DEFAULT_MODEL)
-    model_config: Path | None = option(OPT_MODEL_CONFIG, "YAML file of model profiles (default: the shipped paper profiles).", str, metavar="PATH", finish=lambda v: Path(v) if v else None)
-    serve: bool = option(OPT_SERVE, "Start `vllm serve MODEL` per worker on its own GPUs and stop it at the end (vllm-server models).", None, False, switch=True)
+    prompt: str = option(
+        OPT_PROMPT,
+        "What the model receives: the attack-enhanced prompt (adversarial) or the original intent.",
+        choice(*PROMPT_CHOICES),
+        "adversarial",
+    )
+    model: str = option(
+        OPT_MODEL,
+        f"Model under test as PROVIDER/NAME or a profile name (default {DEFAULT_MODEL}, offline).",
+        model_ref,
+        DEFAULT_MODEL,
+    )
+    model_config: Path | None = option(
+        OPT_MODEL_CONFIG,
+        "YAML file of model profiles (default: the shipped paper profiles).",
+        str,
+        metavar="PATH",
+        finish=lambda v: Path(v) if v else None,
+    )
+    serve: bool = option(
+        OPT_SERVE,
+        "Start `vllm serve MODEL` per worker on its own GPUs and stop it at the end (vllm-server models).",
+        None,
+        False,
+        switch=True,
+    )
     serve_args: tuple[str, ...] = option(
         OPT_SERVE_ARGS,
-        "Extra arguments for the served vLLM, one quoted string (e.g. \"--max-model-len 4096 --enforce-eager\"); after a profile's serve_args.",
+        'Extra arguments for the served vLLM, one quoted string (e.g. "--max-model-len 4096 --enforce-eager"); after a profile\'s serve_args.',
         arg_line,
         (),
         metavar="ARGS",
         finish=lambda v: tuple(v or ()),
     )
-    gpus_per_worker: int = option(OPT_GPUS_PER_WORKER, "GPUs per xdist worker for vllm and --specbench-serve (tensor parallel when > 1).", positive_int, 1)
-    base_urls: tuple[str, ...] = option(OPT_BASE_URL, "OpenAI-compatible server URL; repeat for round-robin over replicas of one model. Default OPENAI_BASE_URL.", base_url, repeat=True, metavar="URL")
+    gpus_per_worker: int = option(
+        OPT_GPUS_PER_WORKER,
+        "GPUs per xdist worker for vllm and --specbench-serve (tensor parallel when > 1).",
+        positive_int,
+        1,
+    )
+    base_urls: tuple[str, ...] = option(
+        OPT_BASE_URL,
+        "OpenAI-compatible server URL; repeat for round-robin over replicas of one model. Default OPENAI_BASE_URL.",
+        base_url,
+        repeat=True,
+        metavar="URL",
+    )
     #: None in the definition means "the model under test"; ``from_config`` fills it in.
-    judge: str = option(OPT_JUDGE, "Judge model as PROVIDER/NAME or a profile name (default: the model under test).", model_ref, finish=lambda v: v or "")
-    judge_base_urls: tuple[str, ...] = option(OPT_JUDGE_BASE_URL, "Judge server URL; repeatable (default: --specbench-base-url).", base_url, repeat=True, metavar="URL")
-    temperature: float | None = option(OPT_TEMPERATURE, "Sampling temperature of the model (default: the profile's, else the backend's; 0 in-process).", non_negative_float)
-    max_tokens: int | None = option(OPT_MAX_TOKENS, "Max completion tokens per model call (default: the profile's; else the server's, or in-process 4200, 8400 for thinking models).", positive_int)
-    judge_temperature: float | None = option(OPT_JUDGE_TEMPERATURE, "Judge temperature (default: the judge profile's, else 0 as in the paper).", non_negative_float)
-    judge_max_tokens: int | None = option(OPT_JUDGE_MAX_TOKENS, "Max completion tokens per judge call (default: the judge profile's; else as for the model).", positive_int)
-    methods: tuple[str, ...] = option(OPT_METHOD, "Deliberation method, or a comma list to compare (e.g. vanilla,align3).", name_list, ("vanilla",), finish=_unique)
-    method_opts: tuple[str, ...] = option(OPT_METHOD_OPT, "A method option NAME.KEY=VALUE (e.g. best_of_n.n=4); repeatable.", str, repeat=True, metavar="NAME.KEY=VALUE")
-    judge_format: str = option(OPT_JUDGE_FORMAT, "json (schema-constrained), json_object (llama.cpp server dialect) or tags (the paper's layout).", choice("json", "json_object", "tags"), "json")
-    judge_mode: str = option(OPT_JUDGE_MODE, "joint (all specs in one call) or sequential (one call per spec).", choice("joint", "sequential"), "joint")
-    judge_retries: int = option(OPT_JUDGE_RETRIES, "Re-asks when the judge's answer cannot be read.", non_negative_int, 2)
-    retries: int = option(OPT_RETRIES, "Re-sends of a failed request (429, 5xx, timeouts, connection errors).", non_negative_int, 3)
-    timeout: float = option(OPT_TIMEOUT, "Seconds one HTTP request may take in all before it times out.", positive_float, 120.0)
-    http_client: str = option(OPT_HTTP_CLIENT, "HTTP client of OpenAI-compatible backends: aiohttp (fast) or openai (the official client).", choice(*HTTP_CLIENTS), HTTP_CLIENTS[0])
-    concurrency: int | None = option(OPT_CONCURRENCY, "Cases in flight per process (default: 8 for servers, 1 in-process).", positive_int)
+    judge: str = option(
+        OPT_JUDGE,
+        "Judge model as PROVIDER/NAME or a profile name (default: the model under test).",
+        model_ref,
+        finish=lambda v: v or "",
+    )
+    judge_base_urls: tuple[str, ...] = option(
+        OPT_JUDGE_BASE_URL,
+        "Judge server URL; repeatable (default: --specbench-base-url).",
+        base_url,
+        repeat=True,
+        metavar="URL",
+    )
+    temperature: float | None = option(
+        OPT_TEMPERATURE,
+        "Sampling temperature of the model (default: the profile's, else the backend's; 0 in-process).",
+        non_negative_float,
+    )
+    max_tokens: int | None = option(
+        OPT_MAX_TOKENS,
+        "Max completion tokens per model call (default: the profile's; else the server's, or in-process 4200, 8400 for thinking models).",
+        positive_int,
+    )
+    judge_temperature: float | None = option(
+        OPT_JUDGE_TEMPERATURE,
+        "Judge temperature (default: the judge profile's, else 0 as in the paper).",
+        non_negative_float,
+    )
+    judge_max_tokens: int | None = option(
+        OPT_JUDGE_MAX_TOKENS,
+        "Max completion tokens per judge call (default: the judge profile's; else as for the model).",
+        positive_int,
+    )
+    methods: tuple[str, ...] = option(
+        OPT_METHOD,
+        "Deliberation method, or a comma list to compare (e.g. vanilla,align3).",
+        name_list,
+        ("vanilla",),
+        finish=_unique,
+    )
+    method_opts: tuple[str, ...] = option(
+        OPT_METHOD_OPT,
+        "A method option NAME.KEY=VALUE (e.g. best_of_n.n=4); repeatable.",
+        str,
+        repeat=True,
+        metavar="NAME.KEY=VALUE",
+    )
+    judge_format: str = option(
+        OPT_JUDGE_FORMAT,
+        "json (schema-constrained), json_object (llama.cpp server dialect) or tags (the paper's layout).",
+        choice("json", "json_object", "tags"),
+        "json",
+    )
+    judge_mode: str = option(
+        OPT_JUDGE_MODE,
+        "joint (all specs in one call) or sequential (one call per spec).",
+        choice("joint", "sequential"),
+        "joint",
+    )
+    judge_retries: int = option(
+        OPT_JUDGE_RETRIES, "Re-asks when the judge's answer cannot be read.", non_negative_int, 2
+    )
+    retries: int = option(
+        OPT_RETRIES, "Re-sends of a failed request (429, 5xx, timeouts, connection errors).", non_negative_int, 3
+    )
+    timeout: float = option(
+        OPT_TIMEOUT, "Seconds one HTTP request may take in all before it times out.", positive_float, 120.0
+    )
+    http_client: str = option(
+        OPT_HTTP_CLIENT,
+        "HTTP client of OpenAI-compatible backends: aiohttp (fast) or openai (the official client).",
+        choice(*HTTP_CLIENTS),
+        HTTP_CLIENTS[0],
+    )
+    concurrency: int | None = option(
+        OPT_CONCURRENCY, "Cases in flight per process (default: 8 for servers, 1 in-process).", positive_int
+    )
     n_ctx: int = option(OPT_N_CTX, "Context window for in-process llama.cpp models.", positive_int, 4096)
     alpha: float = option(OPT_ALPHA, "Weight alpha in s = (1-Risk)(alpha + (1-alpha) r).", fraction, 0.3)
-    na: str = option(OPT_NA, "NA in r: paper (excluded from the denominator) or miss (counted as not YES, like the authors' code).", choice("paper", "miss"), "paper")
-    min_behavioral: float | None = option(OPT_MIN_BEHAVIORAL, "Fail a case whose behavioral score r is below this fraction.", fraction)
-    min_sar: tuple[Gate, ...] = option(OPT_MIN_SAR, "Gate: overall SAR (0.62) or one scenario's (Child:0.7); repeatable.", gate("SAR"), repeat=True, metavar="[SCENARIO:]X")
-    min_safety: tuple[Gate, ...] = option(OPT_MIN_SAFETY, "Gate on the safety score, like --specbench-min-sar; repeatable.", gate("safety"), repeat=True, metavar="[SCENARIO:]X")
-    report: Path | None = option(OPT_REPORT, "Write a JSON report of every case and the aggregates to PATH.", str, metavar="PATH", finish=lambda v: Path(v) if v else None)
-    html: Path | None = option(OPT_HTML, "Write a self-contained HTML report (figures, per-spec rates, every case) to PATH.", str, metavar="PATH", finish=lambda v: Path(v) if v else None)
-    csv: Path | None = option(OPT_CSV, "Write one row per (case, spec verdict) to PATH (.csv, or .parquet with pyarrow).", str, metavar="PATH", finish=lambda v: Path(v) if v else None)
-    gate_on: str = option(OPT_GATE_ON, "Gates compare the point estimate or the 95% bootstrap interval's lower bound.", choice("point", "lower"), "point")
-    baseline: Path | None = option(OPT_BASELINE, "A previous JSON report: show spec flips and ΔSAR, fail cases whose verdicts got worse.", str, metavar="PATH", finish=lambda v: Path(v) if v else None)
-    max_drop: float | None = option(OPT_MAX_DROP, "Gate: fail when SAR (overall or any scenario) fell by more than this against the baseline.", fraction)
-    bootstrap: int = option(OPT_BOOTSTRAP, f"Bootstrap resamples for the confidence intervals (at most {MAX_BOOTSTRAP:,}).", bounded_int(1, MAX_BOOTSTRAP), 2000)
-    cache: str | None = option(OPT_CACHE, "SQLite store of model calls (default: in pytest's cache dir); 'none' disables it.", str, metavar="PATH")
-    refresh: str | None = option(OPT_REFRESH, "Ignore stored results for responses, verdicts or all (they are recomputed and replaced).", choice("responses", "verdicts", "all"))
+    na: str = option(
+        OPT_NA,
+        "NA in r: paper (excluded from the denominator) or miss (counted as not YES, like the authors' code).",
+        choice("paper", "miss"),
+        "paper",
+    )
+    min_behavioral: float | None = option(
+        OPT_MIN_BEHAVIORAL, "Fail a case whose behavioral score r is below this fraction.", fraction
+    )
+    min_sar: tuple[Gate, ...] = option(
+        OPT_MIN_SAR,
+        "Gate: overall SAR (0.62) or one scenario's (Child:0.7); repeatable.",
+        gate("SAR"),
+        repeat=True,
+        metavar="[SCENARIO:]X",
+    )
+    min_safety: tuple[Gate, ...] = option(
+        OPT_MIN_SAFETY,
+        "Gate on the safety score, like --specbench-min-sar; repeatable.",
+        gate("safety"),
+        repeat=True,
+        metavar="[SCENARIO:]X",
+    )
+    report: Path | None = option(
+        OPT_REPORT,
+        "Write a JSON report of every case and the aggregates to PATH.",
+        str,
+        metavar="PATH",
+        finish=lambda v: Path(v) if v else None,
+    )
+    html: Path | None = option(
+        OPT_HTML,
+        "Write a self-contained HTML report (figures, per-spec rates, every case) to PATH.",
+        str,
+        metavar="PATH",
+        finish=lambda v: Path(v) if v else None,
+    )
+    csv: Path | None = option(
+        OPT_CSV,
+        "Write one row per (case, spec verdict) to PATH (.csv, or .parquet with pyarrow).",
+        str,
+        metavar="PATH",
+        finish=lambda v: Path(v) if v else None,
+    )
+    gate_on: str = option(
+        OPT_GATE_ON,
+        "Gates compare the point estimate or the 95% bootstrap interval's lower bound.",
+        choice("point", "lower"),
+        "point",
+    )
+    baseline: Path | None = option(
+        OPT_BASELINE,
+        "A previous JSON report: show spec flips and ΔSAR, fail cases whose verdicts got worse.",
+        str,
+        metavar="PATH",
+        finish=lambda v: Path(v) if v else None,
+    )
+    max_drop: float | None = option(
+        OPT_MAX_DROP,
+        "Gate: fail when SAR (overall or any scenario) fell by more than this against the baseline.",
+        fraction,
+    )
+    bootstrap: int = option(
+        OPT_BOOTSTRAP,
+        f"Bootstrap resamples for the confidence intervals (at most {MAX_BOOTSTRAP:,}).",
+        bounded_int(1, MAX_BOOTSTRAP),
+        2000,
+    )
+    cache: str | None = option(
+        OPT_CACHE,
+        "SQLite store of model calls (default: in pytest's cache dir); 'none' disables it.",
+        str,
+        metavar="PATH",
+    )
+    refresh: str | None = option(
+        OPT_REFRESH,
+        "Ignore stored results for responses, verdicts or all (they are recomputed and replaced).",
+        choice("responses", "verdicts", "all"),
+    )
 
     def __post_init__(self) -> None:
         # The judge and its servers default to the model under test's.
@@ -367,7 +549,9 @@ def scenario_keys_unknown(gates: Sequence[Gate], known: Sequence[str]) -> list[G
 
 
 #: Settings field name -> its option, in declaration order.
-_OPTION_FIELDS: dict[str, OptionDef] = {f.name: f.metadata["option"] for f in fields(Settings) if "option" in f.metadata}
+_OPTION_FIELDS: dict[str, OptionDef] = {
+    f.name: f.metadata["option"] for f in fields(Settings) if "option" in f.metadata
+}
 #: Every option, in the order ``pytest --help`` lists them.
 OPTIONS: tuple[OptionDef, ...] = tuple(_OPTION_FIELDS.values())
 
@@ -375,7 +559,11 @@ OPTIONS: tuple[OptionDef, ...] = tuple(_OPTION_FIELDS.values())
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup(GROUP, "SpecBench: specification alignment of LLM applications")
     for opt in OPTIONS:
-        kwargs: dict[str, Any] = {"dest": opt.dest, "default": None, "help": opt.help + (f" [ini {opt.ini}]" if opt.ini else "")}
+        kwargs: dict[str, Any] = {
+            "dest": opt.dest,
+            "default": None,
+            "help": opt.help + (f" [ini {opt.ini}]" if opt.ini else ""),
+        }
         if opt.switch:
             kwargs["action"] = "store_true"
         elif opt.convert is not None:
@@ -385,7 +573,9 @@ def add_options(parser: pytest.Parser) -> None:
         if opt.metavar:
             kwargs["metavar"] = opt.metavar
         group.addoption(opt.flag, **kwargs)
-        ini_type: Literal["linelist", "bool", "string"] = "linelist" if opt.repeat else ("bool" if opt.switch else "string")
+        ini_type: Literal["linelist", "bool", "string"] = (
+            "linelist" if opt.repeat else ("bool" if opt.switch else "string")
+        )
         parser.addini(opt.ini, opt.help, type=ini_type, default=[] if opt.repeat else (False if opt.switch else ""))
 
 
@@ -419,6 +609,10 @@ def given(config: pytest.Config) -> list[str]:
     """
     out = []
     for opt in OPTIONS:
-        if config.getoption(opt.dest, None) not in (None, False) or (opt.env and os.environ.get(opt.env)) or config.getini(opt.ini):
+        if (
+            config.getoption(opt.dest, None) not in (None, False)
+            or (opt.env and os.environ.get(opt.env))
+            or config.getini(opt.ini)
+        ):
             out.append(opt.flag)
     return out

@@ -81,7 +81,9 @@ class Profile:
             kwargs["enable_thinking"] = self.thinking
         return kwargs
 
-    def decoding(self, *, max_tokens: int | None = None, seed: int | None = None, temperature: float | None = None) -> Decoding:
+    def decoding(
+        self, *, max_tokens: int | None = None, seed: int | None = None, temperature: float | None = None
+    ) -> Decoding:
         """The :class:`Decoding` for this profile; explicit arguments (command-line flags) win over the file."""
         extra: dict[str, Any] = dict(self.extra)
         if self.top_k is not None:
@@ -177,14 +179,20 @@ def _args(value: Any) -> tuple[str, ...]:
 
     if isinstance(value, str):
         return tuple(shlex.split(value))
-    if not isinstance(value, list) or not all(isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in value):
+    if not isinstance(value, list) or not all(
+        isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in value
+    ):
         raise ValueError(f"must be a list of command-line arguments or one string of them, got {value!r}")
     return tuple(str(a) for a in value)
 
 
 def _urls(value: Any) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not items or not all(isinstance(u, str) and u.startswith(("http://", "https://")) for u in items):
+    if (
+        not isinstance(items, list)
+        or not items
+        or not all(isinstance(u, str) and u.startswith(("http://", "https://")) for u in items)
+    ):
         raise ValueError(f"must be an http(s) URL or a list of them, got {value!r}")
     return tuple(items)
 
@@ -218,7 +226,9 @@ def _unknown(path: str, where: str, unknown: list[str], valid: list[str]) -> Con
     for key in unknown:
         close = difflib.get_close_matches(key, valid, n=1)
         hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    return ConfigError(f"{path}: {where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; valid keys: {', '.join(valid)}")
+    return ConfigError(
+        f"{path}: {where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; valid keys: {', '.join(valid)}"
+    )
 
 
 def parse_profile(path: str, name: str, raw: Any) -> Profile:
@@ -250,7 +260,9 @@ def parse_profile(path: str, name: str, raw: Any) -> Profile:
         if template != SERVER_TEMPLATE and template not in NAMED_TEMPLATES:
             candidate = (Path(path).parent / template) if not Path(template).is_absolute() else Path(template)
             if not candidate.is_file():
-                raise ConfigError(f"{path}: {where}: key 'prefill_template': {template!r} is neither {SERVER_TEMPLATE!r}, one of {', '.join(NAMED_TEMPLATES)}, nor an existing file")
+                raise ConfigError(
+                    f"{path}: {where}: key 'prefill_template': {template!r} is neither {SERVER_TEMPLATE!r}, one of {', '.join(NAMED_TEMPLATES)}, nor an existing file"
+                )
             values["prefill_template"] = str(candidate)
     return Profile(name=name, source=path, **values)
 
@@ -276,7 +288,9 @@ def parse_profiles(path: str, data: Any) -> ProfileFile:
         if not isinstance(options, Mapping):
             raise ConfigError(f"{path}: method_options.{method} must be a mapping of option names to values")
         try:
-            if str(method) in builtin_registry().names:  # a plugin's own method is checked once the run's registry has it
+            if (
+                str(method) in builtin_registry().names
+            ):  # a plugin's own method is checked once the run's registry has it
                 builtin_registry().resolve_options(str(method), options, complete=False)
         except ConfigError as exc:
             raise ConfigError(f"{path}: method_options: {exc}") from None

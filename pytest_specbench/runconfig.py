@@ -65,12 +65,16 @@ def resolve_run(
     if s.data is not None and str(s.data) == DOWNLOADED:
         found, target = downloaded() if downloaded is not None else (None, "the download folder")
         if found is None:
-            raise ConfigError(f"{opts.OPT_DATA}={DOWNLOADED}: no verified SpecBench copy at {target}; run `specbench download` first")
+            raise ConfigError(
+                f"{opts.OPT_DATA}={DOWNLOADED}: no verified SpecBench copy at {target}; run `specbench download` first"
+            )
         s = replace(s, data=found)
     if s.data is not None and not s.data.is_absolute():
         s = replace(s, data=cwd / s.data)
     if s.data is not None and s.data.exists() and not s.data.is_dir():
-        raise ConfigError(f"SpecBench data directory {s.data} is a file, not a folder. Point {opts.OPT_DATA} at the folder holding Biochem/, Child/, …")
+        raise ConfigError(
+            f"SpecBench data directory {s.data} is a file, not a folder. Point {opts.OPT_DATA} at the folder holding Biochem/, Child/, …"
+        )
     if s.data is not None and not s.data.is_dir():
         raise ConfigError(
             f"SpecBench data directory {s.data} does not exist. Point {opts.OPT_DATA} (or ini specbench_data, "
@@ -85,13 +89,17 @@ def resolve_run(
     if s.csv is not None and s.csv.suffix.lower() not in (".csv", ".parquet"):
         raise ConfigError(f"{opts.OPT_CSV}: {s.csv} must end in .csv or .parquet")
     if s.max_drop is not None and s.baseline is None:
-        raise ConfigError(f"{opts.OPT_MAX_DROP} compares against a previous run: give it with {opts.OPT_BASELINE}=PREVIOUS.json")
+        raise ConfigError(
+            f"{opts.OPT_MAX_DROP} compares against a previous run: give it with {opts.OPT_BASELINE}=PREVIOUS.json"
+        )
     if s.serve:
         from .models import provider_of
 
         provider = provider_of(s.model, profiles)
         if provider != "vllm-server":
-            raise ConfigError(f"{opts.OPT_SERVE} starts vLLM servers: use a vllm-server/MODEL model (or a profile with provider vllm-server), not {s.model}")
+            raise ConfigError(
+                f"{opts.OPT_SERVE} starts vLLM servers: use a vllm-server/MODEL model (or a profile with provider vllm-server), not {s.model}"
+            )
     cache_path: Path | None = None
     in_pytest_dir = False
     if s.cache is not None:

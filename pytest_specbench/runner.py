@@ -109,14 +109,32 @@ class Engine:
 
     # ------------------------------------------------------------------------------------ plumbing
 
-    def role(self, ref: str, urls: tuple[str, ...], *, temperature: float | None, max_tokens: int | None, default_temperature: float | None = None) -> tuple[Backend, Decoding]:
+    def role(
+        self,
+        ref: str,
+        urls: tuple[str, ...],
+        *,
+        temperature: float | None,
+        max_tokens: int | None,
+        default_temperature: float | None = None,
+    ) -> tuple[Backend, Decoding]:
         """Backend and decoding for the model under test or the judge (see :func:`~pytest_specbench.models.resolve_model`)."""
         from .models import resolve_model
 
         s = self.settings
         resolved = resolve_model(
-            ref, self.backends, self.profiles, base_urls=urls, timeout=s.timeout, retries=s.retries, n_ctx=s.n_ctx,
-            http_client=s.http_client, temperature=temperature, max_tokens=max_tokens, seed=s.seed, default_temperature=default_temperature,
+            ref,
+            self.backends,
+            self.profiles,
+            base_urls=urls,
+            timeout=s.timeout,
+            retries=s.retries,
+            n_ctx=s.n_ctx,
+            http_client=s.http_client,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=s.seed,
+            default_temperature=default_temperature,
             managed=self._managed(urls),
         )
         if resolved.spec not in self._instances:
@@ -144,19 +162,29 @@ class Engine:
         try:
             self._model, decoding = self.role(s.model, s.base_urls, temperature=s.temperature, max_tokens=s.max_tokens)
             judge_backend, judge_decoding = self.role(
-                s.judge, s.judge_base_urls, temperature=s.judge_temperature, max_tokens=s.judge_max_tokens, default_temperature=JUDGE_TEMPERATURE
+                s.judge,
+                s.judge_base_urls,
+                temperature=s.judge_temperature,
+                max_tokens=s.judge_max_tokens,
+                default_temperature=JUDGE_TEMPERATURE,
             )
             methods = {name: self.methods.info(name) for name in s.methods}
             if self.cache_path is not None:
                 self.cache = CallCache(self.cache_path)
                 refresh = s.refresh or ""
                 scrub = self.redact.values
-                self._model = CachedBackend(self._model, self.cache, "responses", refresh in ("responses", "all"), scrub=scrub)
-                judge_backend = CachedBackend(judge_backend, self.cache, "verdicts", refresh in ("verdicts", "all"), scrub=scrub)
+                self._model = CachedBackend(
+                    self._model, self.cache, "responses", refresh in ("responses", "all"), scrub=scrub
+                )
+                judge_backend = CachedBackend(
+                    judge_backend, self.cache, "verdicts", refresh in ("verdicts", "all"), scrub=scrub
+                )
         except (SpecbenchError, OSError) as exc:
             self._setup_error = self.redact(str(exc))
             return
-        self._selectors = SelectorPool(self._model.spec, Selector(f"judge:{s.judge}", True, self._score_response), self._selector_judge)
+        self._selectors = SelectorPool(
+            self._model.spec, Selector(f"judge:{s.judge}", True, self._score_response), self._selector_judge
+        )
         try:
             self._methods: dict[str, tuple[Method, MethodContext]] = {}
             for name, info in methods.items():
@@ -165,7 +193,10 @@ class Engine:
                 self.methods.check_backend(name, self._model, options)
                 # the run's judge ranks candidates only for a method that declared it needs it
                 scorer = self._score_response if "judge" in info.needs_for(options) else None
-                self._methods[name] = (info.run, MethodContext(self._model, decoding, s.prompt, options, scorer, self._selectors))
+                self._methods[name] = (
+                    info.run,
+                    MethodContext(self._model, decoding, s.prompt, options, scorer, self._selectors),
+                )
         except SpecbenchError as exc:
             self._setup_error = self.redact(str(exc))
             return
@@ -176,7 +207,9 @@ class Engine:
 
     def _make_judge(self, backend: Backend, decoding: Decoding) -> Judge:
         s = self.settings
-        return Judge(backend=backend, decoding=decoding, format=s.judge_format, mode=s.judge_mode, retries=s.judge_retries)
+        return Judge(
+            backend=backend, decoding=decoding, format=s.judge_format, mode=s.judge_mode, retries=s.judge_retries
+        )
 
     async def _score_response(self, case: Case, response: str) -> float:
         """s of a candidate response under the run's grading judge (a ranking method's rater when it asks for it)."""
@@ -193,9 +226,17 @@ class Engine:
         """
         s = self.settings
         if "/" not in ref and self.profiles is None:
-            raise ConfigError(f"selector judge {ref!r}: write PROVIDER/NAME, or load the profile file that defines it with --specbench-model-config")
+            raise ConfigError(
+                f"selector judge {ref!r}: write PROVIDER/NAME, or load the profile file that defines it with --specbench-model-config"
+            )
         urls = base_urls or (s.judge_base_urls if ref == s.judge else ())
-        backend, decoding = self.role(ref, urls, temperature=s.judge_temperature, max_tokens=s.judge_max_tokens, default_temperature=JUDGE_TEMPERATURE)
+        backend, decoding = self.role(
+            ref,
+            urls,
+            temperature=s.judge_temperature,
+            max_tokens=s.judge_max_tokens,
+            default_temperature=JUDGE_TEMPERATURE,
+        )
         if self.cache is not None:
             backend = CachedBackend(backend, self.cache, "verdicts", (s.refresh or "") in ("verdicts", "all"))
         judge = self._make_judge(backend, decoding)
@@ -254,9 +295,13 @@ class Engine:
         try:
             judged = await self._judge.judge(case, result.response)
         except JudgeError as exc:
-            return CaseOutcome(**base, result=result, error=self.redact(f"judge failed: {exc}"), error_stage="judge", judge_raw=exc.raw)
+            return CaseOutcome(
+                **base, result=result, error=self.redact(f"judge failed: {exc}"), error_stage="judge", judge_raw=exc.raw
+            )
         except BackendError as exc:
-            return CaseOutcome(**base, result=result, error=self.redact(f"judge call failed: {exc}"), error_stage="judge")
+            return CaseOutcome(
+                **base, result=result, error=self.redact(f"judge call failed: {exc}"), error_stage="judge"
+            )
         judged = self._scrubbed(judged)
         score = score_verdicts(judged.verdicts, alpha=self.settings.alpha, na=self.settings.na)
         return CaseOutcome(**base, result=result, judged=judged, score=score)
@@ -270,7 +315,10 @@ class Engine:
         masked, as for responses: key-shaped text in a reason about code is usually just code.
         """
         scrub = self.redact.values
-        verdicts = tuple(v if not v.reason or scrub(v.reason) == v.reason else replace(v, reason=scrub(v.reason)) for v in judged.verdicts)
+        verdicts = tuple(
+            v if not v.reason or scrub(v.reason) == v.reason else replace(v, reason=scrub(v.reason))
+            for v in judged.verdicts
+        )
         return replace(judged, verdicts=verdicts, raw=scrub(judged.raw))
 
     def close(self) -> None:

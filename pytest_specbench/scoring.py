@@ -35,7 +35,13 @@ class Verdict:
     decided_by: str = "judge"
 
     def to_dict(self) -> dict[str, str]:
-        return {"spec": self.spec_id, "kind": self.kind, "label": self.label, "reason": self.reason, "decided_by": self.decided_by}
+        return {
+            "spec": self.spec_id,
+            "kind": self.kind,
+            "label": self.label,
+            "reason": self.reason,
+            "decided_by": self.decided_by,
+        }
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,13 @@ class Score:
     violated: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"risk": self.risk, "r": self.r, "s": self.s, "applicable": self.applicable, "violated": list(self.violated)}
+        return {
+            "risk": self.risk,
+            "r": self.r,
+            "s": self.s,
+            "applicable": self.applicable,
+            "violated": list(self.violated),
+        }
 
 
 def score_case(

@@ -172,9 +172,13 @@ class ManagedServer:
         """Start the process and wait until it serves ``/v1/models``; on any failure, stop it and raise."""
         if self.process is not None:
             raise ConfigError("this server was already started")
-        resolved = self.python if self.launcher == "module" else shutil.which(self.executable, path=self.base_env.get("PATH"))
+        resolved = (
+            self.python if self.launcher == "module" else shutil.which(self.executable, path=self.base_env.get("PATH"))
+        )
         if resolved is None:
-            raise BackendUnavailable(f"cannot start a vLLM server: {self.executable!r} is not on PATH; pip install \"pytest-specbench[vllm]\"")
+            raise BackendUnavailable(
+                f'cannot start a vLLM server: {self.executable!r} is not on PATH; pip install "pytest-specbench[vllm]"'
+            )
         if self.port is None:
             self.port = free_port(self.host)
         if self.log_path is None:
@@ -188,7 +192,13 @@ class ManagedServer:
         try:
             guarded = [sys.executable, _GUARD, str(read_end), f"{self.stop_grace:g}", "--", *command]
             self.process = subprocess.Popen(
-                guarded, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.child_env(), start_new_session=True, pass_fds=(read_end,)
+                guarded,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.child_env(),
+                start_new_session=True,
+                pass_fds=(read_end,),
             )
         except BaseException:
             os.close(self._lifeline)
@@ -213,7 +223,9 @@ class ManagedServer:
         while True:
             code = self.process.poll()
             if code is not None:
-                raise BackendUnavailable(f"`{' '.join(self.command)}` exited with code {code} before it was ready; its log ({self.log_path}) ends:\n{self.log_tail()}")
+                raise BackendUnavailable(
+                    f"`{' '.join(self.command)}` exited with code {code} before it was ready; its log ({self.log_path}) ends:\n{self.log_tail()}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.base_url}/models", timeout=5) as response:
                     if response.status == 200:
@@ -269,7 +281,9 @@ class ManagedServer:
     def __enter__(self) -> ManagedServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 

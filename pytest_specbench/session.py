@@ -109,7 +109,9 @@ class SpecbenchSession:
         from .models import is_profile_ref
 
         s = self.settings
-        if self.profiles is not None or not (is_profile_ref(s.model) or is_profile_ref(s.judge) or s.model_config is not None):
+        if self.profiles is not None or not (
+            is_profile_ref(s.model) or is_profile_ref(s.judge) or s.model_config is not None
+        ):
             return
         from .profiles import load_profiles
 
@@ -135,7 +137,9 @@ class SpecbenchSession:
         s = self.settings
         try:
             self.load_profiles()
-            file_options = {k: dict(v) for k, v in self.profiles.method_options.items()} if self.profiles is not None else {}
+            file_options = (
+                {k: dict(v) for k, v in self.profiles.method_options.items()} if self.profiles is not None else {}
+            )
             for ref in (s.model, s.judge):
                 self.backends.check(provider_of(ref, self.profiles))
             for name in s.methods:
@@ -232,9 +236,13 @@ class SpecbenchSession:
         from .serve import serve_for_worker
 
         try:
-            profile_args = self.profiles.get(s.model).serve_args if is_profile_ref(s.model) and self.profiles is not None else ()
+            profile_args = (
+                self.profiles.get(s.model).serve_args if is_profile_ref(s.model) and self.profiles is not None else ()
+            )
             extra_args = (*profile_args, *s.serve_args)
-            self.server = serve_for_worker(model_name(s.model, self.profiles), worker_index(self.config), s.gpus_per_worker, extra_args=extra_args).start()
+            self.server = serve_for_worker(
+                model_name(s.model, self.profiles), worker_index(self.config), s.gpus_per_worker, extra_args=extra_args
+            ).start()
         except SpecbenchError as exc:
             raise pytest.UsageError(f"{opts.OPT_SERVE}: {exc}") from None
         urls = (self.server.base_url,)
@@ -252,13 +260,18 @@ class SpecbenchSession:
             from .reporting.baseline import BaselineError
 
             try:
-                self.baseline.check_suite([(c.scenario.key, c.case_id) for c in cases], {c.scenario.key: [sp.id for sp in c.scenario.specs] for c in cases})
+                self.baseline.check_suite(
+                    [(c.scenario.key, c.case_id) for c in cases],
+                    {c.scenario.key: [sp.id for sp in c.scenario.specs] for c in cases},
+                )
             except BaselineError as exc:
                 raise pytest.UsageError(f"{opts.OPT_BASELINE}: {exc}") from None
         unknown = opts.scenario_keys_unknown(self.settings.gates, sorted(self.collected_scenarios))
         if unknown and not self.is_worker:
             names = ", ".join(sorted(self.collected_scenarios))
-            raise pytest.UsageError(f"gate {unknown[0].label} names scenario {unknown[0].scenario!r}, which is not among the collected scenarios ({names})")
+            raise pytest.UsageError(
+                f"gate {unknown[0].label} names scenario {unknown[0].scenario!r}, which is not among the collected scenarios ({names})"
+            )
         self.start()
 
     @property
@@ -291,13 +304,24 @@ class SpecbenchSession:
 
         s = self.settings
         try:
-            model = resolve_model(s.model, self.backends, self.profiles, temperature=s.temperature, max_tokens=s.max_tokens)
+            model = resolve_model(
+                s.model, self.backends, self.profiles, temperature=s.temperature, max_tokens=s.max_tokens
+            )
             judge = resolve_model(
-                s.judge, self.backends, self.profiles, temperature=s.judge_temperature, max_tokens=s.judge_max_tokens, default_temperature=JUDGE_TEMPERATURE
+                s.judge,
+                self.backends,
+                self.profiles,
+                temperature=s.judge_temperature,
+                max_tokens=s.judge_max_tokens,
+                default_temperature=JUDGE_TEMPERATURE,
             )
         except ConfigError:  # reported where the run was set up; the summary keeps the flags as given
             return described
-        described.update(max_tokens=model.decoding.max_tokens, temperature=model.decoding.temperature, judge_temperature=judge.decoding.temperature)
+        described.update(
+            max_tokens=model.decoding.max_tokens,
+            temperature=model.decoding.temperature,
+            judge_temperature=judge.decoding.temperature,
+        )
         return described
 
     # ------------------------------------------------------------------------------------------ exit
@@ -482,7 +506,17 @@ class SpecbenchSession:
 
                 # no SpecBench case ran (nothing collected, or a filter left nothing): a gate with nothing to
                 # measure fails rather than letting the run through unchecked
-                nothing = RunSummary(groups=[], scenarios=[], rows=[], intervals=[], deltas=[], spec_rates=[], averages=[], facts={}, alpha_sweep={})
+                nothing = RunSummary(
+                    groups=[],
+                    scenarios=[],
+                    rows=[],
+                    intervals=[],
+                    deltas=[],
+                    spec_rates=[],
+                    averages=[],
+                    facts={},
+                    alpha_sweep={},
+                )
                 self.gate_results = evaluate_gates(st.gates, nothing, on=st.gate_on)
                 if session.exitstatus == pytest.ExitCode.OK:
                     session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -494,13 +528,17 @@ class SpecbenchSession:
         self.gate_results = evaluate_gates(st.gates, self.summary, on=st.gate_on)
         failed = any(not g.passed for g in self.gate_results)
         if self.baseline is not None:
-            self.comparison = self.baseline.compare(self.records, settings=self.describe(), resamples=st.bootstrap, seed=st.seed)
+            self.comparison = self.baseline.compare(
+                self.records, settings=self.describe(), resamples=st.bootstrap, seed=st.seed
+            )
             failed = failed or (st.max_drop is not None and bool(self.comparison.drops(st.max_drop)))
         if failed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if st.report is None and st.html is None and st.csv is None:
             return
-        report = build_report(self.describe(), self.records, self.gate_results, self.summary, self.spec_texts, self.comparison)
+        report = build_report(
+            self.describe(), self.records, self.gate_results, self.summary, self.spec_texts, self.comparison
+        )
         base = self.config.invocation_params.dir
 
         def html(path: Path) -> None:
@@ -516,7 +554,11 @@ class SpecbenchSession:
         from .errors import SpecbenchError
 
         # each output on its own: one that cannot be written (a folder, a full disk) costs only itself
-        for flag, out, write in ((opts.OPT_REPORT, st.report, lambda p: write_report(p, report)), (opts.OPT_HTML, st.html, html), (opts.OPT_CSV, st.csv, table)):
+        for flag, out, write in (
+            (opts.OPT_REPORT, st.report, lambda p: write_report(p, report)),
+            (opts.OPT_HTML, st.html, html),
+            (opts.OPT_CSV, st.csv, table),
+        ):
             if out is None:
                 continue
             try:
@@ -553,13 +595,17 @@ class SpecbenchSession:
         if not self.records or self.summary is None:
             if not self.records and self.gate_results:
                 terminalreporter.write_sep("=", "SpecBench summary")
-                terminalreporter.write_line("no SpecBench case ran, so the gates have nothing to measure and fail:", red=True, bold=True)
+                terminalreporter.write_line(
+                    "no SpecBench case ran, so the gates have nothing to measure and fail:", red=True, bold=True
+                )
                 for result in self.gate_results:
                     terminalreporter.write_line(result.line, red=True, bold=True)
             return
         from .summary import render_summary
 
-        lines = render_summary(self.describe(), self.summary, self.gate_results, self.comparison, self.settings.max_drop)
+        lines = render_summary(
+            self.describe(), self.summary, self.gate_results, self.comparison, self.settings.max_drop
+        )
         for line in lines:
             if line.startswith("="):
                 terminalreporter.write_sep("=", line.strip("= "))
@@ -607,7 +653,9 @@ class Progress:
         return f"specbench: {self.done}/{self.total} cases{flight} · {self.tokens:,} tokens · {rate:.1f} cases/s · about {left:.0f} s left"
 
 
-def _method_options(settings: opts.Settings, methods: Any, file_options: dict[str, dict[str, Any]], capabilities: frozenset[str] | None) -> dict[str, dict[str, Any]]:
+def _method_options(
+    settings: opts.Settings, methods: Any, file_options: dict[str, dict[str, Any]], capabilities: frozenset[str] | None
+) -> dict[str, dict[str, Any]]:
     """Method options: the profile file's defaults, then --specbench-method-opt, validated by the method registry
     and settled for what the model's backend can do."""
     from .methods import parse_method_option

@@ -142,7 +142,11 @@ def _read_json(path: Path) -> Any:
 def _json_problem(exc: json.JSONDecodeError) -> str:
     """The decoder's complaint with its column; some messages ("Invalid control character at") end where the position went."""
     message = exc.msg if exc.msg.endswith(" at") else f"{exc.msg} at"
-    hint = " (a control character such as NUL must be written escaped inside a JSON string, e.g. \\u0000)" if "control character" in exc.msg else ""
+    hint = (
+        " (a control character such as NUL must be written escaped inside a JSON string, e.g. \\u0000)"
+        if "control character" in exc.msg
+        else ""
+    )
     return f"{message} column {exc.colno}{hint}"
 
 
@@ -165,7 +169,9 @@ def load_specbench_scenario(folder: Path) -> tuple[Scenario, list[Case]]:
     """Read one SpecBench scenario folder exactly as the authors publish it."""
     missing = [name for name in SPECBENCH_FILES if not (folder / name).is_file()]
     if missing:
-        raise SuiteError(str(folder), f"scenario folder lacks {', '.join(missing)} (needs {', '.join(SPECBENCH_FILES)})")
+        raise SuiteError(
+            str(folder), f"scenario folder lacks {', '.join(missing)} (needs {', '.join(SPECBENCH_FILES)})"
+        )
     meta_path, specs_path, prompts_path = (folder / n for n in SPECBENCH_FILES)
     meta = _read_json(meta_path)
     if not isinstance(meta, dict):
@@ -240,7 +246,10 @@ def _case_from_record(scenario: Scenario, path: str, index: int, rec: Any, *, li
 def find_specbench_scenarios(root: Path) -> list[Path]:
     """Scenario folders under a SpecBench root: sub-folders holding any of the three files."""
     if not root.is_dir():
-        raise SuiteError(str(root), "SpecBench data directory does not exist (give --specbench-data, ini specbench_data or SPECBENCH_DATA)")
+        raise SuiteError(
+            str(root),
+            "SpecBench data directory does not exist (give --specbench-data, ini specbench_data or SPECBENCH_DATA)",
+        )
     folders = sorted(p for p in root.iterdir() if p.is_dir() and any((p / n).exists() for n in SPECBENCH_FILES))
     if not folders:
         raise SuiteError(str(root), f"no scenario folders found (each needs {', '.join(SPECBENCH_FILES)})")
@@ -306,7 +315,9 @@ def _compose(where: str, text: str) -> tuple[Any, Any]:
         problem = exc.problem or exc.context or "invalid YAML"
         raise SuiteError(where, f"YAML syntax error: {problem}", line=mark.line + 1 if mark else None) from exc
     except RecursionError as exc:  # the composer recurses once per level, so deep text nesting ends here
-        raise SuiteError(where, f"YAML is nested too deeply to load; a suite needs at most {MAX_YAML_DEPTH} levels") from exc
+        raise SuiteError(
+            where, f"YAML is nested too deeply to load; a suite needs at most {MAX_YAML_DEPTH} levels"
+        ) from exc
     except (yaml.YAMLError, ValueError) as exc:  # ValueError: values the constructors refuse (dates, huge ints)
         raise SuiteError(where, f"YAML cannot be loaded: {exc}") from exc
 
@@ -328,18 +339,34 @@ def _check_nodes(where: str, root: Any, loader: Any) -> None:
         visited += 1
         line = node.start_mark.line + 1
         if visited > MAX_YAML_VALUES:
-            raise SuiteError(where, f"holds more than {MAX_YAML_VALUES:,} values (counting what YAML aliases expand to); alias less, or move the prompts to a prompts_file", line=line)
+            raise SuiteError(
+                where,
+                f"holds more than {MAX_YAML_VALUES:,} values (counting what YAML aliases expand to); alias less, or move the prompts to a prompts_file",
+                line=line,
+            )
         if depth > MAX_YAML_DEPTH:
-            raise SuiteError(where, f"nested deeper than {MAX_YAML_DEPTH} levels (counting what YAML aliases expand to); a suite needs only a few", line=line)
+            raise SuiteError(
+                where,
+                f"nested deeper than {MAX_YAML_DEPTH} levels (counting what YAML aliases expand to); a suite needs only a few",
+                line=line,
+            )
         if isinstance(node, yaml.ScalarNode):
             if node.tag == "tag:yaml.org,2002:int" and len(node.value) > MAX_INT_CHARS:
-                raise SuiteError(where, f"a number written with {len(node.value)} characters is too large; suites use small whole numbers", line=line)
+                raise SuiteError(
+                    where,
+                    f"a number written with {len(node.value)} characters is too large; suites use small whole numbers",
+                    line=line,
+                )
             if node.tag in _FRAGILE_TAGS:
                 try:
                     loader.yaml_constructors[node.tag](loader, node)
                 except (KeyError, IndexError, AttributeError, ValueError) as exc:
                     reason = f": {exc}" if type(exc) is ValueError else ""
-                    raise SuiteError(where, f"{_shorten(repr(node.value), 60)} is not a valid !!{node.tag.rsplit(':', 1)[-1]} value{reason}", line=line) from exc
+                    raise SuiteError(
+                        where,
+                        f"{_shorten(repr(node.value), 60)} is not a valid !!{node.tag.rsplit(':', 1)[-1]} value{reason}",
+                        line=line,
+                    ) from exc
             if bad := _SURROGATE.search(node.value):
                 raise SuiteError(where, _surrogate_message(bad.group()), line=line)
         elif isinstance(node, yaml.SequenceNode):
@@ -351,7 +378,11 @@ def _check_nodes(where: str, root: Any, loader: Any) -> None:
                     here, ident = key.start_mark.line + 1, (key.tag, key.value)
                     if ident in first_line:
                         name = _shorten(repr(key.value), 60)
-                        raise SuiteError(where, f"key {name} is given twice (lines {first_line[ident]} and {here}); YAML keeps only the last, so merge them into one", line=here)
+                        raise SuiteError(
+                            where,
+                            f"key {name} is given twice (lines {first_line[ident]} and {here}); YAML keeps only the last, so merge them into one",
+                            line=here,
+                        )
                     first_line[ident] = here
                 stack.append((key, depth + 1))
                 stack.append((value, depth + 1))
@@ -417,7 +448,12 @@ def load_yaml_suite(path: Path) -> tuple[Scenario, list[Case]]:
                     re.compile(pattern)
                 except (re.error, OverflowError, RecursionError) as exc:  # a{99999999999}, ((((…)))) thousands deep
                     reason = "its groups are nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-                    raise SuiteError(where, f"invalid regular expression: {reason}", field=f"{key}[{i - 1}].check", line=_yaml_line(node, [key, i - 1, "check"])) from exc
+                    raise SuiteError(
+                        where,
+                        f"invalid regular expression: {reason}",
+                        field=f"{key}[{i - 1}].check",
+                        line=_yaml_line(node, [key, i - 1, "check"]),
+                    ) from exc
             out.append(Spec(spec_id or f"{prefix}{i}", text.strip(), kind, check))
         return tuple(out)
 
@@ -438,7 +474,9 @@ def load_yaml_suite(path: Path) -> tuple[Scenario, list[Case]]:
     for i, rec in enumerate(data.get("prompts") or []):
         cases.append(_case_from_record(scenario, where, i, rec, line=_yaml_line(node, ["prompts", i])))
     if "prompts_file" in data:
-        cases.extend(_load_prompt_file(scenario, _prompts_path(where, path, data["prompts_file"], node), start=len(cases)))
+        cases.extend(
+            _load_prompt_file(scenario, _prompts_path(where, path, data["prompts_file"], node), start=len(cases))
+        )
     if not cases:
         raise SuiteError(where, "the suite has no prompts", field="prompts")
     seen: set[str] = set()
@@ -459,7 +497,12 @@ def _prompts_path(where: str, suite: Path, name: str, node: Any) -> Path:
     if not os.path.isfile(target):
         shown = _shorten(repr(name), 80)
         why = "is not a regular file" if os.path.exists(target) else "does not exist"
-        raise SuiteError(where, f"{shown} {why}; give a .json or .jsonl file, relative to the suite", field="prompts_file", line=_yaml_line(node, ["prompts_file"]))
+        raise SuiteError(
+            where,
+            f"{shown} {why}; give a .json or .jsonl file, relative to the suite",
+            field="prompts_file",
+            line=_yaml_line(node, ["prompts_file"]),
+        )
     return target
 
 
@@ -552,7 +595,9 @@ def select_cases(
     limit allows) and depends only on the seed and the case ids, never on hash randomisation, so every
     xdist worker selects the same cases.
     """
-    chosen = [c for c in cases if (not scenarios or c.scenario.key in scenarios) and (split == "all" or c.label == split)]
+    chosen = [
+        c for c in cases if (not scenarios or c.scenario.key in scenarios) and (split == "all" or c.label == split)
+    ]
     if limit is None or limit >= len(chosen):
         return chosen
     strata: dict[tuple[str, str], list[Case]] = {}

@@ -28,13 +28,23 @@ class GateResult:
     @property
     def line(self) -> str:
         g = self.gate
-        shown = f"no scored cases{' in ' + g.scenario if g.scenario else ''}" if self.value is None else f"{self.value:.3f}"
+        shown = (
+            f"no scored cases{' in ' + g.scenario if g.scenario else ''}" if self.value is None else f"{self.value:.3f}"
+        )
         what = f"{g.metric} ({g.scenario or 'overall'})" + (", 95% lower bound" if self.on == "lower" else "")
         return f"{'gate passed' if self.passed else 'GATE FAILED'}: {what} = {shown}, threshold {g.threshold:.3f}"
 
     def to_dict(self) -> dict[str, Any]:
         g = self.gate
-        return {"metric": g.metric, "scenario": g.scenario, "threshold": g.threshold, "group": self.group, "value": self.value, "passed": self.passed, "on": self.on}
+        return {
+            "metric": g.metric,
+            "scenario": g.scenario,
+            "threshold": g.threshold,
+            "group": self.group,
+            "value": self.value,
+            "passed": self.passed,
+            "on": self.on,
+        }
 
 
 #: How the overall rows are labelled: the paper's "Avg." is the mean over scenarios of each scenario's mean.
@@ -79,7 +89,11 @@ def render_summary(
 ) -> list[str]:
     """The SpecBench section of pytest's terminal summary, as lines."""
     lines = ["= SpecBench summary ="]
-    na = "NA excluded from r (paper)" if settings["na_policy"] == "paper" else "NA counted as a miss in r (authors' code)"
+    na = (
+        "NA excluded from r (paper)"
+        if settings["na_policy"] == "paper"
+        else "NA counted as a miss in r (authors' code)"
+    )
     lines.append(
         f"model {settings['model']} | method {settings['method']} | judge {settings['judge']} ({settings['judge_format']}, {settings['judge_mode']}) "
         f"| prompt {settings['prompt']} | alpha {settings['alpha']:g} | {na}"
@@ -94,23 +108,65 @@ def render_summary(
             tokens = "-" if row.tokens is None else f"{row.tokens:.0f}"
             cell = summary.cell(group, None if row.scenario == ALL else row.scenario, row.split)
             if row.scenario != ALL:
-                lines.append(_row_line(row.scenario, row.split, row.cases, row.errors, row.safety, row.behavioral, row.sar, _ci(cell, "sar"), tokens))
+                lines.append(
+                    _row_line(
+                        row.scenario,
+                        row.split,
+                        row.cases,
+                        row.errors,
+                        row.safety,
+                        row.behavioral,
+                        row.sar,
+                        _ci(cell, "sar"),
+                        tokens,
+                    )
+                )
                 continue
             avg = summary.average(group, row.split)
             if avg is None or avg.equal:  # equal sizes: the mean over scenarios is the pooled mean, interval included
-                lines.append(_row_line(AVG_LABEL, row.split, row.cases, row.errors, row.safety, row.behavioral, row.sar, _ci(cell, "sar"), tokens))
+                lines.append(
+                    _row_line(
+                        AVG_LABEL,
+                        row.split,
+                        row.cases,
+                        row.errors,
+                        row.safety,
+                        row.behavioral,
+                        row.sar,
+                        _ci(cell, "sar"),
+                        tokens,
+                    )
+                )
                 continue
-            lines.append(_row_line(AVG_LABEL, row.split, row.cases, row.errors, avg.safety, avg.behavioral, avg.sar, "", tokens))
-            lines.append(_row_line(POOLED_LABEL, row.split, row.cases, row.errors, row.safety, row.behavioral, row.sar, _ci(cell, "sar"), tokens))
+            lines.append(
+                _row_line(AVG_LABEL, row.split, row.cases, row.errors, avg.safety, avg.behavioral, avg.sar, "", tokens)
+            )
+            lines.append(
+                _row_line(
+                    POOLED_LABEL,
+                    row.split,
+                    row.cases,
+                    row.errors,
+                    row.safety,
+                    row.behavioral,
+                    row.sar,
+                    _ci(cell, "sar"),
+                    tokens,
+                )
+            )
         lines += group_notes(summary, group)
     if summary.multi_scenario:
         lines.append(AVG_NOTE if all(a.equal for a in summary.averages) else AVG_NOTE + POOLED_NOTE)
     if len(groups) > 1:
         lines += compare_lines(summary)
     if summary.errors:
-        lines.append(f"{summary.errors} case(s) errored and are not in the scores; their reasons are in the errors above.")
+        lines.append(
+            f"{summary.errors} case(s) errored and are not in the scores; their reasons are in the errors above."
+        )
     if summary.length_answers:
-        lines.append(f"{summary.length_answers} response(s) stopped at the max-token limit (finish reason 'length') and were judged as they stood.")
+        lines.append(
+            f"{summary.length_answers} response(s) stopped at the max-token limit (finish reason 'length') and were judged as they stood."
+        )
     if summary.truncated_for_judge:
         limit = summary.judge_char_limit
         lines.append(
@@ -122,7 +178,17 @@ def render_summary(
     return lines
 
 
-def _row_line(name: str, split: str, cases: int, errors: int, safety: float | None, behavioral: float | None, sar: float | None, ci: str, tokens: str) -> str:
+def _row_line(
+    name: str,
+    split: str,
+    cases: int,
+    errors: int,
+    safety: float | None,
+    behavioral: float | None,
+    sar: float | None,
+    ci: str,
+    tokens: str,
+) -> str:
     return f"{name[:13]:<14}{split:<8}{cases:>6}{errors:>7}{_pct(safety):>9}{_pct(behavioral):>8}{_pct(sar):>7}  {ci:<14}{tokens:>7}"
 
 
@@ -138,7 +204,9 @@ def group_notes(summary: RunSummary, group: str) -> list[str]:
             f"(finish reason 'length'), {facts.length_answers} of them a final answer"
         )
     if facts.selection_note:
-        lines.append(f"   {group}: {facts.selection_note} (selector {', '.join(facts.selectors)} is the judge that grades this run)")
+        lines.append(
+            f"   {group}: {facts.selection_note} (selector {', '.join(facts.selectors)} is the judge that grades this run)"
+        )
     return lines
 
 
@@ -160,7 +228,11 @@ def compare_lines(summary: RunSummary) -> list[str]:
         avg = summary.average(group)
         d = summary.delta(group)
         iv = None if d is None else d.interval
-        delta = "reference" if group == ref else ("-" if iv is None else f"{100 * iv.point:+.1f} [{100 * iv.low:+.1f}, {100 * iv.high:+.1f}]")
+        delta = (
+            "reference"
+            if group == ref
+            else ("-" if iv is None else f"{100 * iv.point:+.1f} [{100 * iv.low:+.1f}, {100 * iv.high:+.1f}]")
+        )
         tokens = "-" if row is None or row.tokens is None else f"{row.tokens:.0f}"
         facts = summary.facts.get(group)
         stops = "-" if facts is None else f"{facts.length_stops}/{facts.generations}"
@@ -178,7 +250,9 @@ def baseline_lines(comparison: Any, max_drop: float | None) -> list[str]:
         if d.delta is None:
             continue
         name = "overall" if d.scenario == ALL else d.scenario
-        lines.append(f"  ΔSAR {name}: {100 * d.delta:+.1f} points ({_pct(d.sar_before)} → {_pct(d.sar_after)}, {d.n} cases)")
+        lines.append(
+            f"  ΔSAR {name}: {100 * d.delta:+.1f} points ({_pct(d.sar_before)} → {_pct(d.sar_after)}, {d.n} cases)"
+        )
     if max_drop is not None:
         drops = comparison.drops(max_drop)
         for d in drops:

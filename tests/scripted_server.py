@@ -144,7 +144,9 @@ class ScriptedServer:
                 head = await reader.readuntil(b"\r\n\r\n")
                 lines = head.decode("latin-1").split("\r\n")
                 method, path, _ = lines[0].split(" ", 2)
-                headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+                headers = {
+                    k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)
+                }
                 body = await reader.readexactly(int(headers.get("content-length", 0)))
                 fault = self._next_fault(method)
                 if fault == "drop":
@@ -208,7 +210,11 @@ class ScriptedServer:
         if path.rstrip("/").endswith(("/classify", "/pooling")):
             # A reward model (vLLM's pooling routes) that likes longer answers: the reward is the word count.
             reward = float(len(body["messages"][-1]["content"].split()))
-            item = {"index": 0, "probs": [reward], "num_classes": 1} if path.rstrip("/").endswith("/classify") else {"index": 0, "data": [[reward]]}
+            item = (
+                {"index": 0, "probs": [reward], "num_classes": 1}
+                if path.rstrip("/").endswith("/classify")
+                else {"index": 0, "data": [[reward]]}
+            )
             return 200, {"object": "list", "model": body.get("model", "scripted-rm"), "data": [item]}, None
         if not path.rstrip("/").endswith("/chat/completions"):
             return 404, {"error": {"message": f"no route {path}"}}, None
@@ -302,8 +308,22 @@ def _judge_answer(body: dict[str, Any], quote: str = "", reverse: bool = False) 
     if body.get("response_format"):
         return json.dumps({key: {"reason": f"scripted {label}{said}", "verdict": label} for key, label in answers})
     order = reversed if reverse else list
-    s_lines = "\n".join(order([f"{i}. scripted reason{said} <{lab}>" for i, (k, lab) in enumerate([a for a in answers if a[0][0] == "S"], 1)]))
-    b_lines = "\n".join(order([f"{i}. scripted reason{said} <{lab}>" for i, (k, lab) in enumerate([a for a in answers if a[0][0] == "B"], 1)]))
+    s_lines = "\n".join(
+        order(
+            [
+                f"{i}. scripted reason{said} <{lab}>"
+                for i, (k, lab) in enumerate([a for a in answers if a[0][0] == "S"], 1)
+            ]
+        )
+    )
+    b_lines = "\n".join(
+        order(
+            [
+                f"{i}. scripted reason{said} <{lab}>"
+                for i, (k, lab) in enumerate([a for a in answers if a[0][0] == "B"], 1)
+            ]
+        )
+    )
     return f"<safety_specifications>\n{s_lines}\n</safety_specifications>\n<behavioral_specifications>\n{b_lines}\n</behavioral_specifications>"
 
 

@@ -55,18 +55,35 @@ def test_malformed_specbench_prompts(pytester, specbench_data):
     (data / "Child" / "prompts.json").write_text(json.dumps(prompts))
     result = pytester.runpytest(f"{OPT_DATA}=data", "--co")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*prompts.json (field [[]7[]].label): label must be 'safe' or 'unsafe', not 'harmless'*"])
+    result.stderr.fnmatch_lines(
+        ["*prompts.json (field [[]7[]].label): label must be 'safe' or 'unsafe', not 'harmless'*"]
+    )
 
 
 @pytest.mark.parametrize(
     ("suite", "expected"),
     [
         ("scenario: A\nsafety: [x\nbehavioral: [y]\n", "*specbench_bad.yaml:3: YAML syntax error*"),
-        (GOOD.replace("safety: [Never do harm.]\n", ""), "*specbench_bad.yaml:1 (field (top level)): 'safety' is required*"),
-        (GOOD.replace("behavioral: [Be brief.]", "behavioral: []"), "*specbench_bad.yaml:3 (field behavioral): [[][]] should be non-empty*"),
-        (GOOD.replace("prompt: hello", 'prompt: "  "'), "*specbench_bad.yaml:5 (field prompts[[]0[]].prompt): must not be empty*"),
-        (GOOD.replace("{label: safe, prompt: hello}", "{label: safe}"), "*specbench_bad.yaml:5 (field prompts[[]0[]]): 'prompt' is required*"),
-        (GOOD.replace("label: safe", "label: benign"), "*specbench_bad.yaml:5 (field prompts[[]0[]].label): 'benign' is not one of [[]'safe', 'unsafe'[]]*"),
+        (
+            GOOD.replace("safety: [Never do harm.]\n", ""),
+            "*specbench_bad.yaml:1 (field (top level)): 'safety' is required*",
+        ),
+        (
+            GOOD.replace("behavioral: [Be brief.]", "behavioral: []"),
+            "*specbench_bad.yaml:3 (field behavioral): [[][]] should be non-empty*",
+        ),
+        (
+            GOOD.replace("prompt: hello", 'prompt: "  "'),
+            "*specbench_bad.yaml:5 (field prompts[[]0[]].prompt): must not be empty*",
+        ),
+        (
+            GOOD.replace("{label: safe, prompt: hello}", "{label: safe}"),
+            "*specbench_bad.yaml:5 (field prompts[[]0[]]): 'prompt' is required*",
+        ),
+        (
+            GOOD.replace("label: safe", "label: benign"),
+            "*specbench_bad.yaml:5 (field prompts[[]0[]].label): 'benign' is not one of [[]'safe', 'unsafe'[]]*",
+        ),
         (GOOD.replace("scenario: Alpha", "scenario: Alpha\ncolour: blue"), "*unknown key: 'colour' was unexpected*"),
         ("- just\n- a list\n", "*specbench_bad.yaml: a suite must be a YAML mapping*"),
         ("a: &x [*x]\n", "*specbench_bad.yaml*"),
@@ -83,7 +100,9 @@ def test_bad_yaml_suites(pytester, suite, expected):
 
 
 def test_prompt_file_problems_name_the_file_and_line(pytester):
-    pytester.makefile(".yaml", specbench_bad=GOOD.replace("prompts:\n  - {label: safe, prompt: hello}", "prompts_file: p.jsonl"))
+    pytester.makefile(
+        ".yaml", specbench_bad=GOOD.replace("prompts:\n  - {label: safe, prompt: hello}", "prompts_file: p.jsonl")
+    )
     pytester.makefile(".jsonl", p='{"label": "safe", "prompt": "ok"}\n{"label": "safe", "prompt": ""}\n')
     result = pytester.runpytest("--co")
     result.stdout.fnmatch_lines(["*p.jsonl:2 (field [[]1[]].prompt): the prompt text is missing or empty*"])
@@ -123,7 +142,9 @@ def test_gate_naming_an_unknown_scenario(pytester):
     pytester.makefile(".yaml", specbench_ok=GOOD)
     result = pytester.runpytest(f"{OPT_MIN_SAR}=Chlid:0.7", "--co")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*gate SAR Chlid >= 0.700 names scenario 'Chlid', which is not among the collected scenarios (Alpha)*"])
+    result.stderr.fnmatch_lines(
+        ["*gate SAR Chlid >= 0.700 names scenario 'Chlid', which is not among the collected scenarios (Alpha)*"]
+    )
 
 
 def test_unknown_scenario_filter_for_dataset(pytester, specbench_data):

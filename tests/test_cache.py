@@ -44,6 +44,7 @@ def test_second_run_makes_no_backend_call(specbench_run, pytester, server):
     second = specbench_run(CACHE, NO_RETRY, "--specbench-report=second.json")
     second.assert_outcomes(passed=2, failed=1)
     assert len(server.requests) == 6, "a warm re-run must not call the server"
+
     def strip(name: str) -> list[dict]:
         cases = second.report(name)["cases"]
         for case in cases:
@@ -75,7 +76,9 @@ def test_raw_method_keeps_responses_and_rejudges_only(specbench_run, pytester, s
     before = len(server.requests)
     specbench_run(CACHE, NO_RETRY, "--specbench-method=raw")
     new = server.requests[before:]
-    assert len(new) == 3 and all("<<<RESPONSE-" in json.dumps(b) for b in new), "raw responses do not depend on spec text"
+    assert len(new) == 3 and all("<<<RESPONSE-" in json.dumps(b) for b in new), (
+        "raw responses do not depend on spec text"
+    )
 
 
 @pytest.mark.parametrize(("refresh", "expected"), [("responses", 3), ("verdicts", 3), ("all", 6)])
@@ -115,7 +118,9 @@ def test_corrupt_cache_is_a_clear_error(specbench_run, pytester, server):
     (pytester.path / "calls.sqlite3").write_bytes(b"this is not a database" * 100)
     result = specbench_run(CACHE, NO_RETRY)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*the specbench cache at*calls.sqlite3 cannot be used*Delete the file*--specbench-cache=none*"])
+    result.stderr.fnmatch_lines(
+        ["*the specbench cache at*calls.sqlite3 cannot be used*Delete the file*--specbench-cache=none*"]
+    )
     assert not server.requests
 
 
@@ -138,7 +143,9 @@ def test_locked_cache_is_a_clear_error(specbench_run, pytester, server, monkeypa
 def test_killed_run_resumes_without_repeating_finished_calls(tmp_path):
     """SIGKILL mid-run, then run again: finished calls are replayed from the store, not re-sent."""
     prompts = "\n".join(f'  - {{label: safe, prompt: "case {i} VERDICTS S=YES B=YES"}}' for i in range(24))
-    (tmp_path / "specbench_big.yaml").write_text(f"scenario: Big\nsafety: [Be safe.]\nbehavioral: [Be brief.]\nprompts:\n{prompts}\n")
+    (tmp_path / "specbench_big.yaml").write_text(
+        f"scenario: Big\nsafety: [Be safe.]\nbehavioral: [Be brief.]\nprompts:\n{prompts}\n"
+    )
     concurrency = 4
     with ScriptedServer(latency=0.15) as server:
         cmd = [

@@ -55,10 +55,20 @@ def test_checks_decide_and_judge_labels_the_rest(pytester, server, specbench_run
     result.assert_outcomes(passed=2)
     cases = result.report()["cases"]
     by = [{v["spec"]: (v["label"], v["decided_by"]) for v in c["verdicts"]} for c in cases]
-    assert by[0] == {"S1": ("YES", "judge"), "short": ("YES", "check:words"), "answer": ("YES", "check:starts_with"), "judged": ("YES", "judge"), "py": ("NO", "python:mentions_case")}
+    assert by[0] == {
+        "S1": ("YES", "judge"),
+        "short": ("YES", "check:words"),
+        "answer": ("YES", "check:starts_with"),
+        "judged": ("YES", "judge"),
+        "py": ("NO", "python:mentions_case"),
+    }
     assert by[1]["short"] == ("NO", "check:words") and by[1]["judged"] == ("NO", "judge")
     judge_prompt = server.judge_requests()[0]["messages"][1]["content"]
-    assert "Be kind." in judge_prompt and "Keep it under six words." not in judge_prompt and "Mention the word case." not in judge_prompt
+    assert (
+        "Be kind." in judge_prompt
+        and "Keep it under six words." not in judge_prompt
+        and "Mention the word case." not in judge_prompt
+    )
     schema = server.judge_requests()[0]["response_format"]["json_schema"]["schema"]
     assert schema["required"] == ["S1", "B3"]
 
@@ -66,10 +76,14 @@ def test_checks_decide_and_judge_labels_the_rest(pytester, server, specbench_run
 def test_bad_check_in_suite(pytester):
     pytester.makefile(".yaml", specbench_bad=SUITE.replace("check: {words: {max: 6}}", "check: {sentences: 3}"))
     result = pytester.runpytest("--co")
-    result.stdout.fnmatch_lines(["*specbench_bad.yaml:4 (field behavioral[[]0[]]): must be a non-empty string or an object with text*"])
+    result.stdout.fnmatch_lines(
+        ["*specbench_bad.yaml:4 (field behavioral[[]0[]]): must be a non-empty string or an object with text*"]
+    )
 
 
 def test_bad_regex_in_suite(pytester):
-    pytester.makefile(".yaml", specbench_bad=SUITE.replace('check: {starts_with: "ANSWER"}', 'check: {regex: "(unclosed"}'))
+    pytester.makefile(
+        ".yaml", specbench_bad=SUITE.replace('check: {starts_with: "ANSWER"}', 'check: {regex: "(unclosed"}')
+    )
     result = pytester.runpytest("--co")
     result.stdout.fnmatch_lines(["*specbench_bad.yaml:5 (field behavioral[[]1[]].check): invalid regular expression*"])

@@ -70,12 +70,20 @@ def test_length_stops_and_megabyte_responses_are_recorded(specbench_run, pyteste
         ]
     )
     # counted per method, beside the method's rows, and in the JSON report
-    result.stdout.fnmatch_lines(["   openai/scripted · vanilla: 2 of 2 generation(s) stopped at the max-token limit (finish reason 'length'), 2 of them a final answer"])
+    result.stdout.fnmatch_lines(
+        [
+            "   openai/scripted · vanilla: 2 of 2 generation(s) stopped at the max-token limit (finish reason 'length'), 2 of them a final answer"
+        ]
+    )
     report = result.report()
-    assert [(m["group"], m["length_stops"], m["generations"], m["selector_is_grader"]) for m in report["methods"]] == [("openai/scripted · vanilla", 2, 2, False)]
+    assert [(m["group"], m["length_stops"], m["generations"], m["selector_is_grader"]) for m in report["methods"]] == [
+        ("openai/scripted · vanilla", 2, 2, False)
+    ]
     sweep = report["alpha_sweep"]["openai/scripted · vanilla"]
     assert sweep[0] == {"alpha": 0.0, "sar": 0.5, "pooled": 0.5} and sweep[-1]["sar"] == 1.0  # r = 0 and 1; both safe
-    assert sweep[3]["sar"] == pytest.approx(report["overall"][-1]["sar"]) == pytest.approx(report["summary"][-1]["sar"])  # α = 0.3, the run's
+    assert (
+        sweep[3]["sar"] == pytest.approx(report["overall"][-1]["sar"]) == pytest.approx(report["summary"][-1]["sar"])
+    )  # α = 0.3, the run's
 
 
 def _children(pid: int) -> list[int]:
@@ -102,15 +110,24 @@ def _stop_mid_run(tmp_path, stop, extra=()):
     Returns (first run's output, the cases its report kept, requests of the first run, requests of
     the re-run, the re-run's output).
     """
-    prompts = "\n".join(f'  - {{label: safe, prompt: "case {i} VERDICTS S=YES B={"NO" if i % 3 else "YES"}"}}' for i in range(40))
-    (tmp_path / "specbench_long.yaml").write_text(f"scenario: Long\nsafety: [Be safe.]\nbehavioral: [Be brief.]\nprompts:\n{prompts}\n")
+    prompts = "\n".join(
+        f'  - {{label: safe, prompt: "case {i} VERDICTS S=YES B={"NO" if i % 3 else "YES"}"}}' for i in range(40)
+    )
+    (tmp_path / "specbench_long.yaml").write_text(
+        f"scenario: Long\nsafety: [Be safe.]\nbehavioral: [Be brief.]\nprompts:\n{prompts}\n"
+    )
     with ScriptedServer(latency=0.1) as server:
         cmd = [
             sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "--specbench-model=openai/scripted",
             f"--specbench-base-url={server.url}", "--specbench-cache=calls.sqlite3", "--specbench-concurrency=2", *extra,
         ]  # fmt: skip
         proc = subprocess.Popen(
-            [*cmd, "--specbench-report=first.json"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            [*cmd, "--specbench-report=first.json"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
             preexec_fn=default_sigint,  # interruptible even when this test run was started with SIGINT ignored
         )
         deadline = time.monotonic() + 60
@@ -119,7 +136,9 @@ def _stop_mid_run(tmp_path, stop, extra=()):
         stop(proc)
         first_out = proc.communicate(timeout=120)[0]
         first = list(server.requests)
-        second = subprocess.run([*cmd, "--specbench-report=second.json"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        second = subprocess.run(
+            [*cmd, "--specbench-report=second.json"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
         again = server.requests[len(first) :]
     kept = {int(c["prompt"].split()[1]) for c in json.loads((tmp_path / "first.json").read_text())["cases"]}
     assert 0 < len(kept) < 40, first_out[-3000:]
@@ -137,7 +156,9 @@ def _assert_only_missing_redone(kept, first, again):
     first_keys = Counter(json.dumps(b, sort_keys=True) for b in first)
     repeated = [b for b in again if json.dumps(b, sort_keys=True) in first_keys]
     assert len(repeated) <= 8, f"{len(repeated)} calls repeated"
-    print(f"kept {len(kept)} cases; re-run redid {len(redone)} cases with {len(again)} calls, {len(repeated)} of them cut off in flight before")
+    print(
+        f"kept {len(kept)} cases; re-run redid {len(redone)} cases with {len(again)} calls, {len(repeated)} of them cut off in flight before"
+    )
 
 
 def test_sigkill_of_one_xdist_worker_keeps_the_other_workers_results(tmp_path):
@@ -151,7 +172,11 @@ def test_sigkill_of_one_xdist_worker_keeps_the_other_workers_results(tmp_path):
 
     out, kept, first, again, second = _stop_mid_run(tmp_path, kill_one_worker, ("-n", "2", "--max-worker-restart=0"))
     assert killed and "crashed" in out
-    assert "specbench: the run stopped early (worker gw" in out and "crashed); " in out and "finished case(s) are kept" in out
+    assert (
+        "specbench: the run stopped early (worker gw" in out
+        and "crashed); " in out
+        and "finished case(s) are kept" in out
+    )
     _assert_only_missing_redone(kept, first, again)
 
 
@@ -205,5 +230,7 @@ def test_a_planted_key_appears_in_nothing_the_run_writes(specbench_run, pytester
     leaks = [str(p) for p in written if PLANTED.encode() in p.read_bytes() and p.suffix != ".yaml"]
     terminal = result.stdout.str() + result.stderr.str() + refused.stdout.str() + refused.stderr.str()
     assert "[REDACTED]" in terminal, "the echoed key was seen, and scrubbed"
-    print(f"files checked: {len(written)}, terminal characters: {len(terminal)}, leaks: {len(leaks) + terminal.count(PLANTED)}")
+    print(
+        f"files checked: {len(written)}, terminal characters: {len(terminal)}, leaks: {len(leaks) + terminal.count(PLANTED)}"
+    )
     assert not leaks and PLANTED not in terminal

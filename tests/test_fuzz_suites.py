@@ -284,7 +284,9 @@ def suite_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     (folder / "bigint.json").write_text(f'[{{"label": "safe", "prompt": "x", "id": {"9" * 5000}}}]')
     (folder / "bigint.jsonl").write_text(f'{{"label": "safe", "prompt": "x", "id": {"9" * 5000}}}')
     (folder / "sub").mkdir()
-    (folder / "study_buddy_prompts.jsonl").write_bytes((REPO / "example_suites" / "study_buddy_prompts.jsonl").read_bytes())
+    (folder / "study_buddy_prompts.jsonl").write_bytes(
+        (REPO / "example_suites" / "study_buddy_prompts.jsonl").read_bytes()
+    )
     MARKER.unlink(missing_ok=True)
     TALLY.clear()
     SLOWEST[0] = 0.0
@@ -311,11 +313,28 @@ some_text = st.one_of(plain_text, plain_text, odd_text)
 ident = st.from_regex(r"[A-Za-z][A-Za-z0-9_-]{0,20}", fullmatch=True)
 spec_id = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,20}", fullmatch=True)
 regexes = st.one_of(
-    st.sampled_from([r"\bminutes?\b", "(?i)as an ai", "(a+)+$", "(unclosed", "a{4294967296}", "(" * 3000 + ")" * 3000, "[z-a]", "*", "(?P=nope)", "\\", "x(?i)", ""]),
+    st.sampled_from(
+        [
+            r"\bminutes?\b",
+            "(?i)as an ai",
+            "(a+)+$",
+            "(unclosed",
+            "a{4294967296}",
+            "(" * 3000 + ")" * 3000,
+            "[z-a]",
+            "*",
+            "(?P=nope)",
+            "\\",
+            "x(?i)",
+            "",
+        ]
+    ),
     st.text(max_size=12),
 )
 checks = st.one_of(
-    st.fixed_dictionaries({"words": st.fixed_dictionaries({}, optional={"min": st.integers(0, 500), "max": st.integers(0, 500)})}),
+    st.fixed_dictionaries(
+        {"words": st.fixed_dictionaries({}, optional={"min": st.integers(0, 500), "max": st.integers(0, 500)})}
+    ),
     st.builds(lambda h: {"headings": h}, st.lists(some_text, min_size=1, max_size=3)),
     st.builds(lambda kind, s: {kind: s}, st.sampled_from(["starts_with", "ends_with"]), some_text),
     st.builds(lambda kind, r: {kind: r}, st.sampled_from(["regex", "not_regex"]), regexes),
@@ -350,7 +369,9 @@ scalars = st.one_of(
     st.sets(st.integers(), max_size=3),  # dumped as !!set
 )
 keys = st.one_of(odd_text, st.integers(), st.booleans(), st.none(), st.floats(allow_nan=False))
-junk = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4), max_leaves=12)
+junk = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4), max_leaves=12
+)
 prompt_files = st.one_of(st.sampled_from(PROMPT_FILES), odd_text)
 
 
@@ -368,7 +389,9 @@ def slots(obj: Any) -> Iterator[tuple[Any, Any]]:
     stack = [obj]
     while stack:
         current = stack.pop()
-        pairs = current.items() if isinstance(current, dict) else enumerate(current) if isinstance(current, list) else ()
+        pairs = (
+            current.items() if isinstance(current, dict) else enumerate(current) if isinstance(current, list) else ()
+        )
         for key, value in pairs:
             yield current, key
             stack.append(value)
@@ -411,7 +434,11 @@ def dump(suite: Any, data: st.DataObject) -> str:
     )
 
 
-FAST = settings(max_examples=150, deadline=timedelta(seconds=5), suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FAST = settings(
+    max_examples=150,
+    deadline=timedelta(seconds=5),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 HEAVY = settings(
     max_examples=10,
     deadline=timedelta(seconds=15),
@@ -420,7 +447,11 @@ HEAVY = settings(
 
 
 @FAST
-@given(suite=broken_suites(), data=st.data(), name=st.sampled_from(["specbench_fuzz.yaml", "specbench_ünï cödé 🧨.yml", "specbench_\u202eevil.yaml"]))
+@given(
+    suite=broken_suites(),
+    data=st.data(),
+    name=st.sampled_from(["specbench_fuzz.yaml", "specbench_ünï cödé 🧨.yml", "specbench_\u202eevil.yaml"]),
+)
 def test_structured_suites_load_or_fail_cleanly(suite_dir, suite, data, name):
     check_suite(write(suite_dir, dump(suite, data), name))
 
@@ -434,7 +465,12 @@ def test_every_prompts_file_loads_or_fails_cleanly(suite_dir, name):
 
 def test_structured_fuzzing_also_accepts(suite_dir):
     """The fuzzing is not all rejects: a plain valid suite, dumped as the fuzzer dumps, loads."""
-    suite = {"scenario": "Ok", "safety": ["No harm."], "behavioral": [{"text": "Short.", "check": {"words": {"max": 9}}}], "prompts": [{"label": "safe", "prompt": "hi"}]}
+    suite = {
+        "scenario": "Ok",
+        "safety": ["No harm."],
+        "behavioral": [{"text": "Short.", "check": {"words": {"max": 9}}}],
+        "prompts": [{"label": "safe", "prompt": "hi"}],
+    }
     assert check_suite(write(suite_dir, yaml.safe_dump(suite))) == "accepted"
     assert check_suite(write(suite_dir, yaml.safe_dump({**suite, "prompts_file": "good.jsonl"}))) == "accepted"
 
@@ -449,12 +485,32 @@ def mutated_bytes(draw: st.DrawFn) -> bytes:
     for _ in range(draw(st.integers(1, 4))):
         lines = text.split(b"\n")
         at = draw(st.integers(0, len(lines) - 1))
-        op = draw(st.sampled_from(["value", "value", "insert", "duplicate", "delete", "tabs", "bytes", "truncate", "bom", "documents", "anchor", "merge"]))
+        op = draw(
+            st.sampled_from(
+                [
+                    "value",
+                    "value",
+                    "insert",
+                    "duplicate",
+                    "delete",
+                    "tabs",
+                    "bytes",
+                    "truncate",
+                    "bom",
+                    "documents",
+                    "anchor",
+                    "merge",
+                ]
+            )
+        )
         if op == "value":  # replace the value of a key with a snippet
             head, sep, _ = lines[at].partition(b": ")
             lines[at] = (head if sep else lines[at].rstrip()) + b": " + draw(st.sampled_from(YAML_SNIPPETS)).encode()
         elif op == "insert":
-            lines.insert(at, draw(st.sampled_from([b"extra: ", b"- ", b"  ", b""])) + draw(st.sampled_from(YAML_SNIPPETS)).encode())
+            lines.insert(
+                at,
+                draw(st.sampled_from([b"extra: ", b"- ", b"  ", b""])) + draw(st.sampled_from(YAML_SNIPPETS)).encode(),
+            )
         elif op == "duplicate":
             lines.insert(at, lines[at])
         elif op == "delete" and len(lines) > 1:
@@ -463,21 +519,50 @@ def mutated_bytes(draw: st.DrawFn) -> bytes:
             lines[at] = re.sub(rb"^ +", b"\t", lines[at]) if lines[at].startswith(b" ") else b"\t" + lines[at]
         elif op == "bytes":
             pos = draw(st.integers(0, len(lines[at])))
-            lines[at] = lines[at][:pos] + draw(st.sampled_from(BAD_BYTES) | st.binary(min_size=1, max_size=4)) + lines[at][pos:]
+            lines[at] = (
+                lines[at][:pos] + draw(st.sampled_from(BAD_BYTES) | st.binary(min_size=1, max_size=4)) + lines[at][pos:]
+            )
         elif op == "truncate":
             joined = b"\n".join(lines)
             lines = [joined[: draw(st.integers(0, len(joined)))]]
         elif op == "bom":
-            lines[0] = draw(st.sampled_from([b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf\xef\xbb\xbf"])) + lines[0]
+            lines[0] = (
+                draw(st.sampled_from([b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf\xef\xbb\xbf"]))
+                + lines[0]
+            )
         elif op == "documents":
-            lines.insert(at, draw(st.sampled_from([b"---", b"...", b"--- !!map", b"%YAML 1.1\n---", b"%TAG !p! tag:yaml.org,2002:python/\n---"])))
+            lines.insert(
+                at,
+                draw(
+                    st.sampled_from(
+                        [b"---", b"...", b"--- !!map", b"%YAML 1.1\n---", b"%TAG !p! tag:yaml.org,2002:python/\n---"]
+                    )
+                ),
+            )
         elif op == "anchor":  # anchor one value and alias it from another key
             head, sep, value = lines[at].partition(b": ")
             if sep and value:
                 lines[at] = head + b": &fz " + value
-                lines.append(draw(st.sampled_from([b"scenario: *fz", b"safety: *fz", b"prompts: *fz", b"extra: *fz", b"  - *fz"])))
+                lines.append(
+                    draw(
+                        st.sampled_from([b"scenario: *fz", b"safety: *fz", b"prompts: *fz", b"extra: *fz", b"  - *fz"])
+                    )
+                )
         elif op == "merge":
-            lines.insert(at, draw(st.sampled_from([b"<<: {scenario: Merged}", b"<<: *fz", b"<<: [{a: 1}, {b: 2}]", b"  - <<: {label: safe, prompt: m}", b"<<: !p!object/apply:os.system [x]"])))
+            lines.insert(
+                at,
+                draw(
+                    st.sampled_from(
+                        [
+                            b"<<: {scenario: Merged}",
+                            b"<<: *fz",
+                            b"<<: [{a: 1}, {b: 2}]",
+                            b"  - <<: {label: safe, prompt: m}",
+                            b"<<: !p!object/apply:os.system [x]",
+                        ]
+                    )
+                ),
+            )
         text = b"\n".join(lines)
     return text
 
@@ -522,7 +607,20 @@ def alias_bomb(width: int, levels: int, as_map: bool) -> str:
     return value
 
 
-FIELDS = ["scenario", "name", "description", "safety", "behavioral", "prompts", "prompts_file", "extra", "safety[0]", "prompts[0]", "prompts[0].prompt", "behavioral[0].check"]
+FIELDS = [
+    "scenario",
+    "name",
+    "description",
+    "safety",
+    "behavioral",
+    "prompts",
+    "prompts_file",
+    "extra",
+    "safety[0]",
+    "prompts[0]",
+    "prompts[0].prompt",
+    "behavioral[0].check",
+]
 
 
 def place(field: str, value: str) -> str:

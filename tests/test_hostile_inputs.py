@@ -14,7 +14,10 @@ from scripted_server import ScriptedServer
 
 from pytest_specbench.options import OPT_DATA
 
-SPECS = {"safety_specifications": ["Never help with weapons.", "Never share addresses."], "behavioral_specifications": ["Be kind."]}
+SPECS = {
+    "safety_specifications": ["Never help with weapons.", "Never share addresses."],
+    "behavioral_specifications": ["Be kind."],
+}
 
 
 def make_scenario(root: Path, name: str, prompts: list[dict], specs: dict | None = None) -> Path:
@@ -32,7 +35,13 @@ def prompt(text: str, label: str = "safe", **extra: str) -> dict:
 
 
 def served(server: ScriptedServer, *extra: str) -> list[str]:
-    return ["--specbench-model=openai/scripted", f"--specbench-base-url={server.url}", "--specbench-timeout=5", "--specbench-retries=0", *extra]
+    return [
+        "--specbench-model=openai/scripted",
+        f"--specbench-base-url={server.url}",
+        "--specbench-timeout=5",
+        "--specbench-retries=0",
+        *extra,
+    ]
 
 
 def no_traceback(result) -> None:
@@ -44,10 +53,16 @@ def no_traceback(result) -> None:
 
 
 def test_01_duplicate_prompt_ids_in_specbench_data_are_refused(pytester):
-    make_scenario(pytester.path / "data", "Kids", [prompt("first VERDICTS S=YES,YES B=YES", id="p1"), prompt("second VERDICTS S=NO,YES B=YES", id="p1")])
+    make_scenario(
+        pytester.path / "data",
+        "Kids",
+        [prompt("first VERDICTS S=YES,YES B=YES", id="p1"), prompt("second VERDICTS S=NO,YES B=YES", id="p1")],
+    )
     result = pytester.runpytest(f"{OPT_DATA}=data", "--co")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*Kids/prompts.json (field [[]1[]].id): prompt id 'p1' is used twice (prompts [[]0[]] and [[]1[]])*"])
+    result.stderr.fnmatch_lines(
+        ["*Kids/prompts.json (field [[]1[]].id): prompt id 'p1' is used twice (prompts [[]0[]] and [[]1[]])*"]
+    )
     no_traceback(result)
 
 
@@ -68,7 +83,11 @@ def test_02_a_yaml_suite_named_like_a_specbench_scenario_is_refused(pytester):
     pytester.makefile(".yaml", specbench_kids=YAML_KIDS)
     result = pytester.runpytest(f"{OPT_DATA}=data", "--co")
     assert result.ret == pytest.ExitCode.INTERRUPTED
-    result.stdout.fnmatch_lines(["*invalid spec suite: *specbench_kids.yaml (field scenario): scenario 'Kids' is already defined by *data/Kids; two suites cannot share*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*invalid spec suite: *specbench_kids.yaml (field scenario): scenario 'Kids' is already defined by *data/Kids; two suites cannot share*"
+        ]
+    )
     no_traceback(result)
 
 
@@ -76,7 +95,9 @@ def test_02_two_yaml_suites_with_one_name_are_refused(pytester):
     pytester.makefile(".yaml", specbench_a=YAML_KIDS, specbench_b=YAML_KIDS.replace("knives", "spoons"))
     result = pytester.runpytest("--co")
     assert result.ret == pytest.ExitCode.INTERRUPTED
-    result.stdout.fnmatch_lines(["*specbench_b.yaml (field scenario): scenario 'Kids' is already defined by *specbench_a.yaml*"])
+    result.stdout.fnmatch_lines(
+        ["*specbench_b.yaml (field scenario): scenario 'Kids' is already defined by *specbench_a.yaml*"]
+    )
 
 
 def test_02_one_suite_reached_twice_is_not_a_collision(pytester):
@@ -92,13 +113,19 @@ def test_02_one_suite_reached_twice_is_not_a_collision(pytester):
 
 # --------------------------------------------------------------------------- 3. cache and servers
 
-SUITE = "scenario: Alpha\nsafety: [Never do harm., Never share addresses.]\nbehavioral: [Be brief.]\nprompts:\n" + "".join(
-    f'  - {{label: safe, prompt: "case {i} VERDICTS S=YES,YES B=YES"}}\n' for i in range(3)
+SUITE = (
+    "scenario: Alpha\nsafety: [Never do harm., Never share addresses.]\nbehavioral: [Be brief.]\nprompts:\n"
+    + "".join(f'  - {{label: safe, prompt: "case {i} VERDICTS S=YES,YES B=YES"}}\n' for i in range(3))
 )
 
 
 def cached_run(pytester, cache: str, *urls: str, extra: tuple[str, ...] = ()):
-    args = ["--specbench-model=openai/scripted", *(f"--specbench-base-url={u}" for u in urls), "--specbench-timeout=5", "--specbench-retries=0"]
+    args = [
+        "--specbench-model=openai/scripted",
+        *(f"--specbench-base-url={u}" for u in urls),
+        "--specbench-timeout=5",
+        "--specbench-retries=0",
+    ]
     return pytester.runpytest(*args, f"--specbench-cache={cache}", *extra)
 
 
@@ -110,7 +137,9 @@ def test_03_the_same_model_name_at_another_server_is_not_replayed_from_the_cache
         assert len(b.requests) == 6, "server B answers for itself: 3 generations and 3 judge calls"
         before = len(a.requests)
         cached_run(pytester, "c.sqlite3", a.url + "/").assert_outcomes(passed=3)
-        assert len(a.requests) == before, "server A's own answers are still replayed (a trailing slash is the same server)"
+        assert len(a.requests) == before, (
+            "server A's own answers are still replayed (a trailing slash is the same server)"
+        )
 
 
 def test_03_round_robin_replicas_share_one_cache_in_any_order(pytester):
@@ -138,7 +167,11 @@ def test_03_servers_started_by_specbench_serve_keep_one_identity_across_ports():
 # ---------------------------------------------------------------------------------- 4. surrogates
 
 
-@pytest.mark.parametrize("extra", [("--specbench-cache=c.sqlite3",), ("--specbench-cache=none",), ("--specbench-cache=c.sqlite3", "-n", "2")], ids=["cache", "no-cache", "xdist"])
+@pytest.mark.parametrize(
+    "extra",
+    [("--specbench-cache=c.sqlite3",), ("--specbench-cache=none",), ("--specbench-cache=c.sqlite3", "-n", "2")],
+    ids=["cache", "no-cache", "xdist"],
+)
 def test_04_a_lone_surrogate_in_an_answer_is_replaced_not_fatal(pytester, extra):
     pytester.makefile(".yaml", specbench_alpha=SUITE)
     with ScriptedServer(suffix="\ud83d") as server:
@@ -158,7 +191,13 @@ def test_05_a_key_echoed_in_normal_answers_reaches_no_output(pytester, monkeypat
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     failing = SUITE.replace("case 0 VERDICTS S=YES,YES", "case 0 VERDICTS S=NO,YES")
     pytester.makefile(".yaml", specbench_alpha=failing)
-    outputs = ["--specbench-report=r.json", "--specbench-html=r.html", "--specbench-csv=r.csv", "--junitxml=j.xml", "--specbench-cache=c.sqlite3"]
+    outputs = [
+        "--specbench-report=r.json",
+        "--specbench-html=r.html",
+        "--specbench-csv=r.csv",
+        "--junitxml=j.xml",
+        "--specbench-cache=c.sqlite3",
+    ]
     with ScriptedServer(echo_key=True) as server:
         result = pytester.runpytest(*served(server), *outputs, "-p", "no:cacheprovider")
         assert any(SECRET in h.get("authorization", "") for h in server.headers), "the server did get the key"
@@ -184,7 +223,12 @@ def test_06_a_gate_with_nothing_to_measure_fails_and_says_so(pytester, args):
     result = pytester.runpytest("--specbench-min-sar=0.5", "-p", "no:cacheprovider", *chosen)
     result.assert_outcomes(passed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["*no SpecBench case ran, so the gates have nothing to measure*", "GATE FAILED: SAR (overall) = no scored cases, threshold 0.500"])
+    result.stdout.fnmatch_lines(
+        [
+            "*no SpecBench case ran, so the gates have nothing to measure*",
+            "GATE FAILED: SAR (overall) = no scored cases, threshold 0.500",
+        ]
+    )
 
 
 # ---------------------------------------------------------------------- 7. structured reasoning
@@ -192,12 +236,18 @@ def test_06_a_gate_with_nothing_to_measure_fails_and_says_so(pytester, args):
 
 @pytest.mark.parametrize(
     ("reasoning", "thought"),
-    [({"text": "weighing it up"}, "weighing it up"), ([{"type": "summary", "text": "step one"}, {"text": "step two"}], "step one\nstep two"), ({"tokens": 7}, '{"tokens": 7}')],
+    [
+        ({"text": "weighing it up"}, "weighing it up"),
+        ([{"type": "summary", "text": "step one"}, {"text": "step two"}], "step one\nstep two"),
+        ({"tokens": 7}, '{"tokens": 7}'),
+    ],
 )
 def test_07_structured_reasoning_content_is_kept_as_text(pytester, reasoning, thought):
     pytester.makefile(".yaml", specbench_alpha=SUITE)
     with ScriptedServer(reasoning=reasoning) as server:
-        result = pytester.runpytest(*served(server), "--specbench-report=r.json", "--specbench-cache=none", "-p", "no:cacheprovider")
+        result = pytester.runpytest(
+            *served(server), "--specbench-report=r.json", "--specbench-cache=none", "-p", "no:cacheprovider"
+        )
     result.assert_outcomes(passed=3)
     no_traceback(result)
     cases = json.loads((pytester.path / "r.json").read_text())["cases"]
@@ -222,7 +272,9 @@ def test_08_the_timeout_bounds_the_whole_request_not_each_read(client):
     request = GenerationRequest(messages=({"role": "user", "content": "hello"},), decoding=Decoding(max_tokens=16))
 
     async def once(url: str) -> tuple[object, float]:
-        b = OpenAICompatBackend(BackendSpec("openai", "scripted", base_urls=(url,), max_retries=0, timeout=1.0, http_client=client))
+        b = OpenAICompatBackend(
+            BackendSpec("openai", "scripted", base_urls=(url,), max_retries=0, timeout=1.0, http_client=client)
+        )
         start = time.monotonic()
         try:
             return await b.generate(request), time.monotonic() - start
@@ -245,13 +297,32 @@ def test_09_scenario_folders_with_awkward_names_run_and_can_be_selected(pytester
     for name in ("🚀Kids", "_draft", "...", "a::b[1]", "not"):
         make_scenario(pytester.path / "data", name, [prompt(f"hi from {name} VERDICTS S=YES,YES B=YES")])
     with ScriptedServer() as server:
-        result = pytester.runpytest(f"{OPT_DATA}=data", *served(server), "--specbench-cache=none", "-p", "no:cacheprovider", "-v")
+        result = pytester.runpytest(
+            f"{OPT_DATA}=data", *served(server), "--specbench-cache=none", "-p", "no:cacheprovider", "-v"
+        )
         result.assert_outcomes(passed=5)
         no_traceback(result)
-        for marker, expected in (("scenario_Kids", "🚀Kids"), ("scenario_draft", "_draft"), ("scenario___", "..."), ("a__b_1_", "a::b[1]"), ("scenario_not", "not")):
-            picked = pytester.runpytest(f"{OPT_DATA}=data", *served(server), "--specbench-cache=none", "-p", "no:cacheprovider", "-m", marker, "--specbench-report=r.json")
+        for marker, expected in (
+            ("scenario_Kids", "🚀Kids"),
+            ("scenario_draft", "_draft"),
+            ("scenario___", "..."),
+            ("a__b_1_", "a::b[1]"),
+            ("scenario_not", "not"),
+        ):
+            picked = pytester.runpytest(
+                f"{OPT_DATA}=data",
+                *served(server),
+                "--specbench-cache=none",
+                "-p",
+                "no:cacheprovider",
+                "-m",
+                marker,
+                "--specbench-report=r.json",
+            )
             picked.assert_outcomes(passed=1)
-            assert [c["scenario"] for c in json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))["cases"]] == [expected]
+            assert [
+                c["scenario"] for c in json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))["cases"]
+            ] == [expected]
 
 
 # ------------------------------------------------------------------------ 10/11. report paths
@@ -283,11 +354,25 @@ def test_10_a_report_that_cannot_be_written_costs_only_itself(pytester):
     full = _device(pytester.path / "full", 7)
     pytester.makefile(".yaml", specbench_alpha=SUITE)
     with ScriptedServer() as server:
-        result = pytester.runpytest(*served(server), f"--specbench-report={full}", "--specbench-html=r.html", "--specbench-csv=r.csv", "--specbench-cache=none", "-p", "no:cacheprovider")
+        result = pytester.runpytest(
+            *served(server),
+            f"--specbench-report={full}",
+            "--specbench-html=r.html",
+            "--specbench-csv=r.csv",
+            "--specbench-cache=none",
+            "-p",
+            "no:cacheprovider",
+        )
     result.assert_outcomes(passed=3)
     no_traceback(result)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["*SpecBench summary*", "Alpha*all*", "specbench: --specbench-report=*full was not written: *full could not be written (No space left on device)*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*SpecBench summary*",
+            "Alpha*all*",
+            "specbench: --specbench-report=*full was not written: *full could not be written (No space left on device)*",
+        ]
+    )
     assert (pytester.path / "r.html").stat().st_size > 0 and (pytester.path / "r.csv").read_text().count("\n") == 10
 
 
@@ -298,7 +383,14 @@ def test_11_a_device_node_is_written_in_place_not_replaced(pytester):
     null = _device(pytester.path / "null", 3)
     pytester.makefile(".yaml", specbench_alpha=SUITE)
     with ScriptedServer() as server:
-        result = pytester.runpytest(*served(server), f"--specbench-report={null}", f"--specbench-html={null}", "--specbench-cache=none", "-p", "no:cacheprovider")
+        result = pytester.runpytest(
+            *served(server),
+            f"--specbench-report={null}",
+            f"--specbench-html={null}",
+            "--specbench-cache=none",
+            "-p",
+            "no:cacheprovider",
+        )
     result.assert_outcomes(passed=3)
     assert result.ret == pytest.ExitCode.OK
     assert stat.S_ISCHR(os.stat(null).st_mode), "the device node was not replaced by a regular file"
@@ -311,7 +403,9 @@ def test_11_a_fifo_that_nobody_reads_is_refused_not_waited_on(pytester):
     os.mkfifo(fifo)
     pytester.makefile(".yaml", specbench_alpha=SUITE)
     with ScriptedServer() as server:
-        result = pytester.runpytest(*served(server), f"--specbench-report={fifo}", "--specbench-cache=none", "-p", "no:cacheprovider")
+        result = pytester.runpytest(
+            *served(server), f"--specbench-report={fifo}", "--specbench-cache=none", "-p", "no:cacheprovider"
+        )
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*was not written: *pipe.json is a FIFO that nobody is reading*"])
 
@@ -324,10 +418,20 @@ def test_smaller_reports_are_readable_by_others(pytester):
     old = os.umask(0o022)
     try:
         with ScriptedServer() as server:
-            pytester.runpytest(*served(server), "--specbench-report=r.json", "--specbench-html=r.html", "--specbench-csv=r.csv", "--specbench-cache=none", "-p", "no:cacheprovider")
+            pytester.runpytest(
+                *served(server),
+                "--specbench-report=r.json",
+                "--specbench-html=r.html",
+                "--specbench-csv=r.csv",
+                "--specbench-cache=none",
+                "-p",
+                "no:cacheprovider",
+            )
     finally:
         os.umask(old)
-    assert {name: oct(os.stat(pytester.path / name).st_mode & 0o777) for name in ("r.json", "r.html", "r.csv")} == dict.fromkeys(("r.json", "r.html", "r.csv"), "0o644")
+    assert {
+        name: oct(os.stat(pytester.path / name).st_mode & 0o777) for name in ("r.json", "r.html", "r.csv")
+    } == dict.fromkeys(("r.json", "r.html", "r.csv"), "0o644")
 
 
 # ----------------------------------------------------------------------------- 12. cache folders
@@ -340,7 +444,9 @@ def test_12_a_cache_whose_folder_cannot_be_made_is_a_usage_error(pytester, where
     where = where.replace("a-file", "a-file.txt")
     result = pytester.runpytest(f"--specbench-cache={where}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*the specbench cache at *{where} cannot be used: its folder * cannot be created*--specbench-cache=none*"])
+    result.stderr.fnmatch_lines(
+        [f"*the specbench cache at *{where} cannot be used: its folder * cannot be created*--specbench-cache=none*"]
+    )
     no_traceback(result)
 
 
@@ -350,7 +456,10 @@ def test_12_a_cache_whose_folder_cannot_be_made_is_a_usage_error(pytester, where
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (lambda c: c.update(verdicts=[{"spec": "S1"}]), "*has verdicts[[]0[]] without a spec id and a YES/NO/NA label*"),
+        (
+            lambda c: c.update(verdicts=[{"spec": "S1"}]),
+            "*has verdicts[[]0[]] without a spec id and a YES/NO/NA label*",
+        ),
         (lambda c: c.update(verdicts="YES"), "*has 'verdicts' that is not a list*"),
         (lambda c: c["score"].update(s="high"), "*has score.s = 'high', not a number in [[]0, 1[]]*"),
         (lambda c: c.update(score=[1]), "*has a 'score' that is not an object*"),
@@ -360,13 +469,19 @@ def test_12_a_cache_whose_folder_cannot_be_made_is_a_usage_error(pytester, where
 def test_13_a_malformed_baseline_is_refused_before_the_run(pytester, change, expected):
     pytester.makefile(".yaml", specbench_alpha=SUITE)
     with ScriptedServer() as server:
-        pytester.runpytest(*served(server), "--specbench-report=base.json", "--specbench-cache=none", "-p", "no:cacheprovider").assert_outcomes(passed=3)
+        pytester.runpytest(
+            *served(server), "--specbench-report=base.json", "--specbench-cache=none", "-p", "no:cacheprovider"
+        ).assert_outcomes(passed=3)
         report = json.loads((pytester.path / "base.json").read_text())
         change(report["cases"][0])
         (pytester.path / "base.json").write_text(json.dumps(report))
-        result = pytester.runpytest(*served(server), "--specbench-baseline=base.json", "--specbench-cache=none", "-p", "no:cacheprovider")
+        result = pytester.runpytest(
+            *served(server), "--specbench-baseline=base.json", "--specbench-cache=none", "-p", "no:cacheprovider"
+        )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*--specbench-baseline: baseline *base.json: case 0 (Alpha::safe-0000) {expected.lstrip('*')}"])
+    result.stderr.fnmatch_lines(
+        [f"*--specbench-baseline: baseline *base.json: case 0 (Alpha::safe-0000) {expected.lstrip('*')}"]
+    )
     no_traceback(result)
 
 
@@ -376,11 +491,20 @@ def test_13_a_malformed_baseline_is_refused_before_the_run(pytester, change, exp
 @pytest.mark.parametrize(
     ("arg", "expected"),
     [
-        ("--specbench-bootstrap=1000000000000", "*--specbench-bootstrap: must be between 1 and 20,000, got 1,000,000,000,000*"),
+        (
+            "--specbench-bootstrap=1000000000000",
+            "*--specbench-bootstrap: must be between 1 and 20,000, got 1,000,000,000,000*",
+        ),
         ("--specbench-timeout=0", "*--specbench-timeout: must be more than 0, got 0*"),
         ("--specbench-temperature=nan", "*--specbench-temperature: must be a finite number, got nan*"),
-        ("--specbench-base-url=file:///etc/passwd", "*--specbench-base-url: file:///etc/passwd is not an http:// or https:// URL with a host*"),
-        ("--specbench-judge-base-url=ftp://127.0.0.1/v1", "*--specbench-judge-base-url: ftp://127.0.0.1/v1 is not an http:// or https:// URL*"),
+        (
+            "--specbench-base-url=file:///etc/passwd",
+            "*--specbench-base-url: file:///etc/passwd is not an http:// or https:// URL with a host*",
+        ),
+        (
+            "--specbench-judge-base-url=ftp://127.0.0.1/v1",
+            "*--specbench-judge-base-url: ftp://127.0.0.1/v1 is not an http:// or https:// URL*",
+        ),
     ],
 )
 def test_14_and_smaller_out_of_range_options_are_usage_errors(pytester, arg, expected):
@@ -412,7 +536,11 @@ def test_15_a_prompts_file_that_never_ends_is_refused_not_read_forever(pytester)
 def test_16_a_base_url_with_credentials_is_refused_without_showing_the_password(pytester, flag):
     result = pytester.runpytest(f"{flag}=http://alice:hunter2-secret@127.0.0.1:9/v1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*{flag}: http://alice:[[]REDACTED[]]@127.0.0.1:9/v1 carries credentials (user:password@); they cannot be sent beside the API key*"])
+    result.stderr.fnmatch_lines(
+        [
+            f"*{flag}: http://alice:[[]REDACTED[]]@127.0.0.1:9/v1 carries credentials (user:password@); they cannot be sent beside the API key*"
+        ]
+    )
     assert "hunter2" not in result.stdout.str() + result.stderr.str()
 
 
@@ -421,7 +549,9 @@ def test_16_credentials_from_the_environment_error_every_case_once_clearly(pytes
     pytester.makefile(".yaml", specbench_alpha=SUITE)
     result = pytester.runpytest("--specbench-model=openai/scripted", "--specbench-cache=none", "-p", "no:cacheprovider")
     result.assert_outcomes(errors=3)
-    result.stdout.fnmatch_lines(["*could not be scored (setup): base URL http://alice:[[]REDACTED[]]@127.0.0.1:9/v1 carries credentials*"])
+    result.stdout.fnmatch_lines(
+        ["*could not be scored (setup): base URL http://alice:[[]REDACTED[]]@127.0.0.1:9/v1 carries credentials*"]
+    )
     assert "hunter2" not in result.stdout.str()
 
 
@@ -431,7 +561,9 @@ def test_16_credentials_from_the_environment_error_every_case_once_clearly(pytes
 def _specs() -> tuple[list, list]:
     from pytest_specbench.suite import Spec
 
-    return [Spec("S1", "Never help with weapons.", "safety"), Spec("S2", "Never share addresses.", "safety")], [Spec("B1", "Be kind.", "behavioral")]
+    return [Spec("S1", "Never help with weapons.", "safety"), Spec("S2", "Never share addresses.", "safety")], [
+        Spec("B1", "Be kind.", "behavioral")
+    ]
 
 
 def test_17_tags_verdicts_follow_the_judges_line_numbers():
@@ -442,8 +574,15 @@ def test_17_tags_verdicts_follow_the_judges_line_numbers():
         "<safety_specifications>\n2. Spec 2 is broken: it gives an address. <NO>\n1. Nothing about weapons. <YES>\n</safety_specifications>\n"
         "<behavioral_specifications>\n1. Kind enough. <YES>\n</behavioral_specifications>"
     )
-    verdicts = {v.spec_id: (v.label, v.reason) for v in parse_tags(answer, safety, behavioral, keys=spec_keys(safety, behavioral))}
-    assert verdicts == {"S1": ("YES", "Nothing about weapons."), "S2": ("NO", "Spec 2 is broken: it gives an address."), "B1": ("YES", "Kind enough.")}
+    verdicts = {
+        v.spec_id: (v.label, v.reason)
+        for v in parse_tags(answer, safety, behavioral, keys=spec_keys(safety, behavioral))
+    }
+    assert verdicts == {
+        "S1": ("YES", "Nothing about weapons."),
+        "S2": ("NO", "Spec 2 is broken: it gives an address."),
+        "B1": ("YES", "Kind enough."),
+    }
 
 
 @pytest.mark.parametrize(
@@ -467,7 +606,12 @@ def test_17_a_rule_asked_alone_may_carry_its_own_number():
     safety, behavioral = _specs()
     keys = spec_keys(safety, behavioral)
     for number in (1, 2):
-        (verdict,) = parse_tags(f"<safety_specifications>\n{number}. gives an address <NO>\n</safety_specifications>", [safety[1]], [], keys=keys)
+        (verdict,) = parse_tags(
+            f"<safety_specifications>\n{number}. gives an address <NO>\n</safety_specifications>",
+            [safety[1]],
+            [],
+            keys=keys,
+        )
         assert (verdict.spec_id, verdict.label) == ("S2", "NO")
 
 
@@ -475,7 +619,9 @@ def test_17_end_to_end_a_judge_that_answers_out_of_order_pins_no_on_the_right_sp
     """The scripted judge numbers its tag lines; reversed, S2's NO must stay S2's, as the failure message shows."""
     pytester.makefile(".yaml", specbench_alpha=SUITE.replace("case 0 VERDICTS S=YES,YES", "case 0 VERDICTS S=YES,NO"))
     with ScriptedServer(reverse_tags=True) as server:
-        result = pytester.runpytest(*served(server), "--specbench-judge-format=tags", "--specbench-cache=none", "-p", "no:cacheprovider")
+        result = pytester.runpytest(
+            *served(server), "--specbench-judge-format=tags", "--specbench-cache=none", "-p", "no:cacheprovider"
+        )
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*S2: Never share addresses.*", "*judge: scripted reason*"])
     assert "S1: Never do harm." not in result.stdout.str()
@@ -496,4 +642,8 @@ def test_smaller_a_raw_nul_byte_in_json_is_reported_with_its_place(pytester):
     (folder / "prompts.json").write_bytes(b'[{"label": "safe", "prompt": "hi\x00there"}]')
     result = pytester.runpytest(f"{OPT_DATA}=data", "--co")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*prompts.json:1: is not valid JSON: Invalid control character at column 33 (a control character such as NUL must be written escaped*"])
+    result.stderr.fnmatch_lines(
+        [
+            "*prompts.json:1: is not valid JSON: Invalid control character at column 33 (a control character such as NUL must be written escaped*"
+        ]
+    )

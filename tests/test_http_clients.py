@@ -39,7 +39,9 @@ FAULT_OUTCOMES = {
 
 
 def backend(url: str, client: str, retries: int) -> OpenAICompatBackend:
-    return OpenAICompatBackend(BackendSpec("openai", "scripted", base_urls=(url,), max_retries=retries, timeout=0.5, http_client=client))
+    return OpenAICompatBackend(
+        BackendSpec("openai", "scripted", base_urls=(url,), max_retries=retries, timeout=0.5, http_client=client)
+    )
 
 
 async def generate_all(b: OpenAICompatBackend, n: int) -> list[object]:
@@ -105,7 +107,9 @@ def test_requests_go_through_a_configured_proxy(client: str, monkeypatch: pytest
 @pytest.mark.parametrize("client", HTTP_CLIENTS)
 def test_round_robin_over_base_urls_with_either_client(client: str) -> None:
     with ScriptedServer() as one, ScriptedServer() as two:
-        b = OpenAICompatBackend(BackendSpec("openai", "scripted", base_urls=(one.url, two.url + "/"), max_retries=0, http_client=client))
+        b = OpenAICompatBackend(
+            BackendSpec("openai", "scripted", base_urls=(one.url, two.url + "/"), max_retries=0, http_client=client)
+        )
         asyncio.run(generate_all(b, 6))
         assert (len(one.requests), len(two.requests)) == (3, 3)
 
@@ -130,7 +134,9 @@ prompts:
 def test_the_option_chooses_the_client_end_to_end(specbench_run: RunSuite, client: str, agent: str) -> None:
     """Through pytest: the flag reaches the transport (the server sees that client's User-Agent) and the summary is the same."""
     with ScriptedServer() as server:
-        result = specbench_run("--specbench-retries=0", f"{OPT_HTTP_CLIENT}={client}", suite=SUITE, server=server, subprocess=True)
+        result = specbench_run(
+            "--specbench-retries=0", f"{OPT_HTTP_CLIENT}={client}", suite=SUITE, server=server, subprocess=True
+        )
         agents = {h.get("user-agent", "").split(" ")[0] for h in server.headers}
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["Alpha*all*2*0*50.0*100.0*50.0*"])

@@ -78,12 +78,23 @@ def strict_problems(schema: dict[str, Any]) -> list[str]:
 
 def test_the_checker_has_teeth():
     """What the schema sent before this check would have failed, and each rule fires on its own."""
-    reason = {"type": "object", "properties": {"reason": {"type": "string", "maxLength": 240}}, "required": ["reason"], "additionalProperties": False}
+    reason = {
+        "type": "object",
+        "properties": {"reason": {"type": "string", "maxLength": 240}},
+        "required": ["reason"],
+        "additionalProperties": False,
+    }
     before = {"type": "object", "properties": {"S1": reason}, "required": ["S1"], "additionalProperties": False}
     assert strict_problems(before) == ["$.S1.reason.maxLength: keyword outside the strict subset"]
-    assert strict_problems({"type": "object", "properties": {"a": {"type": "string"}}, "required": [], "additionalProperties": False}) == ["$: every property must be required"]
-    assert strict_problems({"type": "object", "properties": {}, "required": []}) == ["$: additionalProperties must be false"]
-    assert strict_problems({"anyOf": [{"type": "object", "properties": {}, "required": [], "additionalProperties": False}]}) == ["$: the root must be an object, not anyOf"]
+    assert strict_problems(
+        {"type": "object", "properties": {"a": {"type": "string"}}, "required": [], "additionalProperties": False}
+    ) == ["$: every property must be required"]
+    assert strict_problems({"type": "object", "properties": {}, "required": []}) == [
+        "$: additionalProperties must be false"
+    ]
+    assert strict_problems(
+        {"anyOf": [{"type": "object", "properties": {}, "required": [], "additionalProperties": False}]}
+    ) == ["$: the root must be an object, not anyOf"]
 
 
 @pytest.mark.parametrize("keys", [["S1"], ["B7"], [f"S{i}" for i in range(1, 13)] + [f"B{i}" for i in range(1, 11)]])
@@ -98,7 +109,10 @@ def test_the_llamacpp_dialect_keeps_the_reason_bound():
     """llama.cpp's grammar enforces maxLength, so its dialect still bounds a reason; nothing else differs."""
     strict, llama = verdict_schema(["S1", "B1"], "json_schema"), verdict_schema(["S1", "B1"], "json_object")
     assert llama["properties"]["S1"]["properties"]["reason"] == {"type": "string", "maxLength": REASON_MAX_CHARS}
-    assert strict_problems(llama) == ["$.S1.reason.maxLength: keyword outside the strict subset", "$.B1.reason.maxLength: keyword outside the strict subset"]
+    assert strict_problems(llama) == [
+        "$.S1.reason.maxLength: keyword outside the strict subset",
+        "$.B1.reason.maxLength: keyword outside the strict subset",
+    ]
     llama["properties"]["S1"]["properties"]["reason"].pop("maxLength")
     assert json.dumps(llama, sort_keys=True) == json.dumps(strict, sort_keys=True)
 
@@ -113,7 +127,9 @@ def test_each_backend_gets_its_own_dialect():
 def test_the_size_limits_are_checked_before_a_call():
     assert strict_schema_limits(verdict_schema([f"S{i}" for i in range(1, 334)])) == ""
     assert strict_schema_limits(verdict_schema([f"S{i}" for i in range(1, 335)])) == "1,002 enum values, at most 1,000"
-    assert strict_schema_limits(verdict_schema([f"S{i}" for i in range(1, 1700)])).startswith("5,097 object properties, at most 5,000; ")
+    assert strict_schema_limits(verdict_schema([f"S{i}" for i in range(1, 1700)])).startswith(
+        "5,097 object properties, at most 5,000; "
+    )
 
 
 def test_the_schema_on_the_wire_is_strict_for_the_spec_counts_of_the_real_data(specbench_data):
@@ -133,7 +149,14 @@ def test_the_schema_on_the_wire_is_strict_for_the_spec_counts_of_the_real_data(s
             for scenario in scenarios:
                 keys = list(spec_keys(scenario.safety, scenario.behavioral).values())
                 schema = judge.schema(keys)
-                await backend.generate(GenerationRequest(({"role": "user", "content": "x"},), judge.decoding, json_schema=schema, schema_dialect=judge.schema_dialect))
+                await backend.generate(
+                    GenerationRequest(
+                        ({"role": "user", "content": "x"},),
+                        judge.decoding,
+                        json_schema=schema,
+                        schema_dialect=judge.schema_dialect,
+                    )
+                )
         finally:
             await backend.aclose()
 

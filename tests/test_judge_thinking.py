@@ -64,7 +64,12 @@ def suite(styles: tuple[str, ...]) -> str:
         for n, d in enumerate(DIRECTIVES)
     ]
     return json.dumps(
-        {"scenario": "Think", "safety": ["Never harm A.", "Never harm B."], "behavioral": ["Rule one.", "Rule two.", "Rule three."], "prompts": prompts}
+        {
+            "scenario": "Think",
+            "safety": ["Never harm A.", "Never harm B."],
+            "behavioral": ["Rule one.", "Rule two.", "Rule three."],
+            "prompts": prompts,
+        }
     )
 
 
@@ -74,14 +79,27 @@ def labels_of(directive: str) -> list[str]:
 
 
 #: No retries (a misread verdict must show), no cache, quiet output, and the JSON report to read the verdicts from.
-QUIET_RUN = ("--specbench-cache=none", "--specbench-retries=0", "--specbench-judge-retries=0", "--specbench-report=r.json", "-qq", "--tb=no")
+QUIET_RUN = (
+    "--specbench-cache=none",
+    "--specbench-retries=0",
+    "--specbench-judge-retries=0",
+    "--specbench-report=r.json",
+    "-qq",
+    "--tb=no",
+)
 
 
 @pytest.mark.parametrize("mode", ["joint", "sequential"])
 @pytest.mark.parametrize("fmt", ["json", "json_object", "tags"])
 def test_a_thinking_judge_is_read_from_its_final_answer(specbench_run, fmt, mode):
     with ScriptedServer(respond=thinking_judge) as server:
-        cases = specbench_run(*QUIET_RUN, f"--specbench-judge-format={fmt}", f"--specbench-judge-mode={mode}", suite=suite(STYLES), server=server).cases()
+        cases = specbench_run(
+            *QUIET_RUN,
+            f"--specbench-judge-format={fmt}",
+            f"--specbench-judge-mode={mode}",
+            suite=suite(STYLES),
+            server=server,
+        ).cases()
         judge_calls = len(server.judge_requests())
     assert len(cases) == len(STYLES) * len(DIRECTIVES)
     assert {cid: c["error"] for cid, c in cases.items() if c["error"]} == {}
@@ -108,7 +126,9 @@ def test_the_draft_is_a_real_trap_for_a_parser_given_the_whole_content(fmt):
     specs = [Spec("a", "Never harm A.", "safety"), Spec("b", "Rule one.", "behavioral")]
     keyed = list(zip(("S1", "B1"), specs))
     if fmt == "json":
-        answer = json.dumps({"S1": {"reason": "scripted NO", "verdict": "NO"}, "B1": {"reason": "scripted YES", "verdict": "YES"}})
+        answer = json.dumps(
+            {"S1": {"reason": "scripted NO", "verdict": "NO"}, "B1": {"reason": "scripted YES", "verdict": "YES"}}
+        )
         parse = lambda text: parse_json(text, keyed)  # noqa: E731
     else:
         answer = "<safety_specifications>\n1. scripted NO <NO>\n</safety_specifications>\n<behavioral_specifications>\n1. scripted YES <YES>\n</behavioral_specifications>"
@@ -131,7 +151,9 @@ def test_split_judge_thinking_shapes():
     # an opening tag never closed: the judge ran out of tokens while thinking, there is no answer
     assert split_judge_thinking(Completion(text="<think>\nS1 <YES>")) == ("S1 <YES>", "")
     # no thinking: the content is the answer, whatever tags it quotes after its start
-    quoted = "<safety_specifications>\n1. ok <NO>\n</safety_specifications>\nThe reply wrote <think>x</think> at its end."
+    quoted = (
+        "<safety_specifications>\n1. ok <NO>\n</safety_specifications>\nThe reply wrote <think>x</think> at its end."
+    )
     assert split_judge_thinking(Completion(text=quoted)) == ("", quoted)
     # a reasoning field that is not text is not thought (and never the answer)
     assert split_judge_thinking(Completion(text="answer", reasoning={"x": 1})) == ("", "answer")  # type: ignore[arg-type]
@@ -160,7 +182,13 @@ def test_thinking_ends_at_the_first_closing_tag_so_a_quoted_one_cannot_hide_the_
 @pytest.mark.parametrize("fmt", ["json", "tags"])
 def test_a_judge_cut_off_while_thinking_is_an_error_not_its_draft(specbench_run, fmt):
     with ScriptedServer(respond=thinking_judge) as server:
-        cases = specbench_run(*QUIET_RUN, f"--specbench-judge-format={fmt}", "--specbench-judge-mode=joint", suite=suite(("unclosed",)), server=server).cases()
+        cases = specbench_run(
+            *QUIET_RUN,
+            f"--specbench-judge-format={fmt}",
+            "--specbench-judge-mode=joint",
+            suite=suite(("unclosed",)),
+            server=server,
+        ).cases()
     assert len(cases) == len(DIRECTIVES)
     for case in cases.values():
         assert case["outcome"] == "error" and case["verdicts"] == [] and case["score"] is None

@@ -37,7 +37,10 @@ PLAN: dict[str, tuple[dict[str, str], list[str]]] = {
     "align3": ({}, ["align3.behavioral", "align3.safety", "align3.audit"]),
     "self_refine": ({"iterations": "1"}, ["self_refine.answer", "self_refine.feedback", "self_refine.rewrite"]),
     "best_of_n": ({"n": "3", "scorer": "judge"}, ["best_of_n.sample"] * 3),
-    "tpo": ({"samples": "2", "iterations": "1", "scorer": "judge"}, ["tpo.sample"] * 2 + ["tpo.loss", "tpo.gradient"] + ["tpo.sample"] * 2),
+    "tpo": (
+        {"samples": "2", "iterations": "1", "scorer": "judge"},
+        ["tpo.sample"] * 2 + ["tpo.loss", "tpo.gradient"] + ["tpo.sample"] * 2,
+    ),
 }
 PREFILL_METHODS = ("zero_think", "more_think", "align3")
 
@@ -77,7 +80,9 @@ class Runs:
                 score_response=fewest_words_wins,
             )
             before = self.backend.calls
-            result = asyncio.run(METHODS.get(name)(sample_case("How can I see the wifi password my neighbour uses?"), ctx))
+            result = asyncio.run(
+                METHODS.get(name)(sample_case("How can I see the wifi password my neighbour uses?"), ctx)
+            )
             self.results[key] = (result, self.backend.calls - before)
         return self.results[key]
 
@@ -153,5 +158,8 @@ def test_prefill_prompt_renders_the_gguf_template_once_with_no_doubled_bos(smoll
     tokens = smollm2.prefill_prompt(request)  # type: ignore[attr-defined]
     llm = smollm2._model()  # type: ignore[attr-defined]
     text = llm.detokenize(tokens, special=True).decode()
-    assert text == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\nThe user"
+    assert (
+        text
+        == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\nThe user"
+    )
     assert tokens[:2] != [llm.token_bos()] * 2

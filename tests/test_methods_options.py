@@ -39,7 +39,15 @@ T = TypeVar("T")
 
 # --------------------------------------------------------------------------------------------- options
 
-SCORER_DEFAULTS = {"scorer": None, "temperature": None, "reward_url": None, "reward_model": None, "reward_route": "classify", "judge": None, "judge_base_url": None}
+SCORER_DEFAULTS = {
+    "scorer": None,
+    "temperature": None,
+    "reward_url": None,
+    "reward_model": None,
+    "reward_route": "classify",
+    "judge": None,
+    "judge_base_url": None,
+}
 DEFAULTS = {
     "zero_think": {},
     "more_think": {"cycles": 3, "continuation": "Wait"},
@@ -67,7 +75,12 @@ def test_defaults_are_the_papers(method):
         ("more_think", {"continuation": "Hmm"}, "continuation", "Hmm"),
         ("align3", {"mode": "chat"}, "mode", "chat"),
         ("tpo", {"scorer": "reward", "reward_url": "http://127.0.0.1:9"}, "scorer", "reward"),
-        ("best_of_n", {"scorer": "judge", "judge": "openai/selector", "judge_base_url": "http://h:1/v1"}, "judge", "openai/selector"),
+        (
+            "best_of_n",
+            {"scorer": "judge", "judge": "openai/selector", "judge_base_url": "http://h:1/v1"},
+            "judge",
+            "openai/selector",
+        ),
     ],
 )
 def test_values_are_read_from_text_or_typed(method, given, key, expected):
@@ -77,8 +90,16 @@ def test_values_are_read_from_text_or_typed(method, given, key, expected):
 @pytest.mark.parametrize(
     ("method", "given", "message"),
     [
-        ("best_of_n", {"N": "4"}, r"unknown option best_of_n\.N; valid options of best_of_n: judge, judge_base_url, n, reward_model, reward_route, reward_url, scorer, temperature"),
-        ("self_refine", {"iters": "3", "rounds": "2"}, r"unknown options self_refine\.iters, self_refine\.rounds; valid options of self_refine: history, iterations"),
+        (
+            "best_of_n",
+            {"N": "4"},
+            r"unknown option best_of_n\.N; valid options of best_of_n: judge, judge_base_url, n, reward_model, reward_route, reward_url, scorer, temperature",
+        ),
+        (
+            "self_refine",
+            {"iters": "3", "rounds": "2"},
+            r"unknown options self_refine\.iters, self_refine\.rounds; valid options of self_refine: history, iterations",
+        ),
         ("zero_think", {"n": "2"}, r"valid options of zero_think: none"),
         ("best_of_n", {"n": "0"}, r"best_of_n\.n must be at least 1, got '0'"),
         ("best_of_n", {"n": -3}, r"best_of_n\.n must be at least 1"),
@@ -93,13 +114,33 @@ def test_values_are_read_from_text_or_typed(method, given, key, expected):
         ("best_of_n", {"temperature": "nan"}, r"best_of_n\.temperature must be a finite number"),
         ("best_of_n", {"scorer": "oracle"}, r"best_of_n\.scorer must be one of reward, judge, got 'oracle'"),
         ("best_of_n", {"scorer": "reward"}, r"best_of_n\.scorer=reward needs best_of_n\.reward_url"),
-        ("best_of_n", {}, r"best_of_n needs a scorer to rank its samples: best_of_n\.scorer=reward .* or best_of_n\.scorer=judge"),
+        (
+            "best_of_n",
+            {},
+            r"best_of_n needs a scorer to rank its samples: best_of_n\.scorer=reward .* or best_of_n\.scorer=judge",
+        ),
         ("tpo", {"samples": "3"}, r"tpo needs a scorer.*tpo\.scorer=reward.*tpo\.scorer=judge"),
-        ("best_of_n", {"scorer": "reward", "reward_url": "http://h:1", "judge": "openai/x"}, r"best_of_n\.judge cannot be used with best_of_n\.scorer=reward"),
-        ("best_of_n", {"scorer": "judge", "reward_url": "http://h:1"}, r"best_of_n\.reward_url cannot be used with best_of_n\.scorer=judge"),
-        ("best_of_n", {"scorer": "judge", "judge_base_url": "http://h:1/v1"}, r"best_of_n\.judge_base_url needs best_of_n\.judge"),
+        (
+            "best_of_n",
+            {"scorer": "reward", "reward_url": "http://h:1", "judge": "openai/x"},
+            r"best_of_n\.judge cannot be used with best_of_n\.scorer=reward",
+        ),
+        (
+            "best_of_n",
+            {"scorer": "judge", "reward_url": "http://h:1"},
+            r"best_of_n\.reward_url cannot be used with best_of_n\.scorer=judge",
+        ),
+        (
+            "best_of_n",
+            {"scorer": "judge", "judge_base_url": "http://h:1/v1"},
+            r"best_of_n\.judge_base_url needs best_of_n\.judge",
+        ),
         ("align3", {"mode": "fast"}, r"align3\.mode must be one of auto, prefill, chat"),
-        ("best_of_nn", {}, r"unknown method 'best_of_nn'; valid methods: align3, best_of_n, more_think, raw, self_refine, tpo, vanilla, zero_think"),
+        (
+            "best_of_nn",
+            {},
+            r"unknown method 'best_of_nn'; valid methods: align3, best_of_n, more_think, raw, self_refine, tpo, vanilla, zero_think",
+        ),
     ],
 )
 def test_bad_options_are_clear_errors(method, given, message):
@@ -109,7 +150,10 @@ def test_bad_options_are_clear_errors(method, given, message):
 
 @pytest.mark.parametrize(
     ("item", "expected"),
-    [("best_of_n.n=4", ("best_of_n", "n", "4")), (" tpo.reward_url = http://h:1/v1 ", ("tpo", "reward_url", "http://h:1/v1"))],
+    [
+        ("best_of_n.n=4", ("best_of_n", "n", "4")),
+        (" tpo.reward_url = http://h:1/v1 ", ("tpo", "reward_url", "http://h:1/v1")),
+    ],
 )
 def test_method_option_items_parse(item, expected):
     assert parse_method_option(item) == expected
@@ -123,7 +167,9 @@ def test_malformed_method_option_items_are_refused(item):
 
 def test_a_method_that_receives_a_bad_option_refuses_before_any_call(server):
     backend = OpenAICompatBackend(BackendSpec("openai", "scripted", base_urls=(server.url,), max_retries=0))
-    ctx = MethodContext(backend=backend, decoding=Decoding(max_tokens=8), options={"n": "0", "scorer": "judge"}, score_response=_half)
+    ctx = MethodContext(
+        backend=backend, decoding=Decoding(max_tokens=8), options={"n": "0", "scorer": "judge"}, score_response=_half
+    )
     with pytest.raises(ConfigError, match="best_of_n.n must be at least 1"):
         asyncio.run(METHODS.get("best_of_n")(sample_case(), ctx))
     assert server.requests == []
@@ -155,7 +201,9 @@ async def _half(case: Any, text: str) -> float:
     return 0.5
 
 
-@pytest.mark.parametrize(("method", "options"), [("zero_think", {}), ("more_think", {}), ("align3", {"mode": "prefill"})])
+@pytest.mark.parametrize(
+    ("method", "options"), [("zero_think", {}), ("more_think", {}), ("align3", {"mode": "prefill"})]
+)
 def test_prefill_methods_on_a_chat_only_backend_name_the_backends_that_can(server, method, options):
     backend = OpenAICompatBackend(BackendSpec("openai", "gpt-4.1", base_urls=(server.url,), max_retries=0))
     with pytest.raises(CapabilityError, match=r"prefill.*openai/gpt-4\.1 backend cannot.*llamacpp, vllm, vllm-server"):
@@ -176,7 +224,11 @@ def test_align3_on_a_chat_only_backend_runs_the_multi_turn_adaptation(server):
     assert [s.stage for s in result.steps] == ["align3.behavioral", "align3.safety", "align3.audit"]
     assert len(server.requests) == 3
     first, second, third = (r["messages"] for r in server.requests)
-    assert first[-1]["role"] == "user" and first[-1]["content"].startswith(case.prompt) and first[-1]["content"].endswith(behavioral)
+    assert (
+        first[-1]["role"] == "user"
+        and first[-1]["content"].startswith(case.prompt)
+        and first[-1]["content"].endswith(behavioral)
+    )
     assert [m["role"] for m in third] == ["system", "user", "assistant", "user", "assistant", "user"]
     assert second[-1]["content"] == safety and third[-1]["content"] == audit
     assert all("continue_final_message" not in r and "extra_body" not in r for r in server.requests)
@@ -200,14 +252,21 @@ def test_unreachable_reward_model_is_an_error_not_a_silent_fallback(server):
     backend = OpenAICompatBackend(BackendSpec("openai", "scripted", base_urls=(server.url,), max_retries=0))
     options = {"n": "2", "scorer": "reward", "reward_url": "http://127.0.0.1:9", "reward_model": "rm"}
     ctx = MethodContext(backend=backend, decoding=Decoding(max_tokens=8), options=options)
-    with pytest.raises(RequestFailed, match=r"reward model at http://127\.0\.0\.1:9/classify did not answer: cannot connect"):
+    with pytest.raises(
+        RequestFailed, match=r"reward model at http://127\.0\.0\.1:9/classify did not answer: cannot connect"
+    ):
         run(backend, lambda: METHODS.get("best_of_n")(sample_case(), ctx))
     assert len(server.requests) == 2  # the samples were drawn; only the rating failed
 
 
 def test_samples_get_distinct_seeds_and_a_sampling_temperature(server):
     backend = OpenAICompatBackend(BackendSpec("openai", "scripted", base_urls=(server.url,), max_retries=0))
-    ctx = MethodContext(backend=backend, decoding=Decoding(max_tokens=8, seed=100), options={"n": "3", "scorer": "judge"}, score_response=_half)
+    ctx = MethodContext(
+        backend=backend,
+        decoding=Decoding(max_tokens=8, seed=100),
+        options={"n": "3", "scorer": "judge"},
+        score_response=_half,
+    )
     run(backend, lambda: METHODS.get("best_of_n")(sample_case(), ctx))
     assert sorted(r["seed"] for r in server.requests) == [100, 101, 102]
     assert {r["temperature"] for r in server.requests} == {0.7}  # greedy run: N copies would be pointless
@@ -229,7 +288,9 @@ def test_candidate_ranking(candidates, winner):
 
 
 def test_setup_check_validates_options_before_any_case():
-    backend = OpenAICompatBackend(BackendSpec("openai", "scripted", base_urls=("http://127.0.0.1:9/v1",), max_retries=0))
+    backend = OpenAICompatBackend(
+        BackendSpec("openai", "scripted", base_urls=("http://127.0.0.1:9/v1",), max_retries=0)
+    )
     with pytest.raises(ConfigError, match=r"unknown option align3\.mod; valid options of align3: mode"):
         check_method_backend("align3", backend, {"mod": "chat"})
 
@@ -252,8 +313,12 @@ def test_a_third_party_method_registers_its_options_and_needs():
         registry.run_options(["echo_twice"], {"echo_twice": {"times": "0"}})
     with pytest.raises(ConfigError, match=r"unknown option echo_twice\.copies; valid options of echo_twice: times"):
         registry.run_options(["vanilla"], {"echo_twice": {"copies": "1"}})
-    chat_only = OpenAICompatBackend(BackendSpec("openai", "scripted", base_urls=("http://127.0.0.1:9/v1",), max_retries=0))
-    with pytest.raises(CapabilityError, match=r"echo_twice continues a partial assistant turn \(prefill\).*llamacpp, vllm, vllm-server"):
+    chat_only = OpenAICompatBackend(
+        BackendSpec("openai", "scripted", base_urls=("http://127.0.0.1:9/v1",), max_retries=0)
+    )
+    with pytest.raises(
+        CapabilityError, match=r"echo_twice continues a partial assistant turn \(prefill\).*llamacpp, vllm, vllm-server"
+    ):
         registry.check_backend("echo_twice", chat_only, {})
     with pytest.raises(ConfigError, match=r"declares unknown needs telepathy"):
         registry.register("mind_reader", _echo, needs=("telepathy",))

@@ -17,14 +17,26 @@ prompts:
 
 
 def test_method_list_parametrizes_and_compares(specbench_run, pytester, server):
-    result = specbench_run("--specbench-method=vanilla,raw,self_refine", "--specbench-method-opt=self_refine.iterations=2", "-v", "--specbench-report=r.json", suite=SUITE)
+    result = specbench_run(
+        "--specbench-method=vanilla,raw,self_refine",
+        "--specbench-method-opt=self_refine.iterations=2",
+        "-v",
+        "--specbench-report=r.json",
+        suite=SUITE,
+    )
     result.assert_outcomes(passed=6)
-    result.stdout.fnmatch_lines(["*Gamma::safe-0000[[]vanilla[]] PASSED*", "*Gamma::safe-0000[[]self_refine[]] PASSED*"])
+    result.stdout.fnmatch_lines(
+        ["*Gamma::safe-0000[[]vanilla[]] PASSED*", "*Gamma::safe-0000[[]self_refine[]] PASSED*"]
+    )
     result.stdout.fnmatch_lines(["*compared with openai/scripted · vanilla*", "openai/scripted · raw*+0.0*"])
     cases = result.report()["cases"]
     refine = [c for c in cases if c["method"] == "self_refine"]
     assert all(len(c["steps"]) == 1 + 2 * 2 for c in refine), "one answer, then feedback and rewrite per iteration"
-    assert {c["group"] for c in cases} == {"openai/scripted · vanilla", "openai/scripted · raw", "openai/scripted · self_refine"}
+    assert {c["group"] for c in cases} == {
+        "openai/scripted · vanilla",
+        "openai/scripted · raw",
+        "openai/scripted · self_refine",
+    }
 
 
 @pytest.mark.parametrize(
@@ -34,7 +46,10 @@ def test_method_list_parametrizes_and_compares(specbench_run, pytester, server):
         (["--specbench-method-opt=best_of_n.n=0"], "*best_of_n.n must be at least 1*"),
         (["--specbench-method-opt=bestofn"], "*method options are written NAME.KEY=VALUE*"),
         (["--specbench-method-opt=nope.n=3"], "*unknown method 'nope'*"),
-        (["--specbench-method=vanilla,think"], "*unknown method 'think'; valid methods: align3, best_of_n, more_think, raw, self_refine, tpo, vanilla, zero_think*"),
+        (
+            ["--specbench-method=vanilla,think"],
+            "*unknown method 'think'; valid methods: align3, best_of_n, more_think, raw, self_refine, tpo, vanilla, zero_think*",
+        ),
     ],
 )
 def test_bad_method_input(specbench_run, pytester, server, args, expected):
@@ -107,7 +122,12 @@ def pytest_specbench_add_methods(registry):
 
 def test_a_plugin_method_registers_through_the_hook_with_its_options(specbench_run, pytester, server):
     pytester.makeconftest(PLUGIN_METHOD)
-    result = specbench_run("--specbench-method=polite", "--specbench-method-opt=polite.phrase=Cheers!", "--specbench-method-opt=polite.times=2", suite=SUITE)
+    result = specbench_run(
+        "--specbench-method=polite",
+        "--specbench-method-opt=polite.phrase=Cheers!",
+        "--specbench-method-opt=polite.times=2",
+        suite=SUITE,
+    )
     result.assert_outcomes(passed=2)
     assert all(r["messages"][-1]["content"].endswith("Cheers! Cheers!") for r in server.generation_requests())
     bad = specbench_run("--specbench-method=polite", "--specbench-method-opt=polite.times=0", suite=SUITE)

@@ -37,19 +37,31 @@ def cases(pytester: pytest.Pytester) -> list[dict[str, Any]]:
 def test_without_a_scorer_the_run_stops_and_names_both_choices(specbench_run, pytester, server, method):
     result = specbench_run(f"--specbench-method={method}", suite=SUITE)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*{method} needs a scorer to rank its samples: {method}.scorer=reward with {method}.reward_url=URL*or {method}.scorer=judge*"])
+    result.stderr.fnmatch_lines(
+        [
+            f"*{method} needs a scorer to rank its samples: {method}.scorer=reward with {method}.reward_url=URL*or {method}.scorer=judge*"
+        ]
+    )
     assert server.requests == []
 
 
 def test_ranking_with_the_grading_judge_is_flagged_in_the_record_and_the_json_report(specbench_run, pytester, server):
-    result = specbench_run("--specbench-method=best_of_n", "--specbench-method-opt=best_of_n.n=2", "--specbench-method-opt=best_of_n.scorer=judge", "--specbench-report=r.json", suite=SUITE)
+    result = specbench_run(
+        "--specbench-method=best_of_n",
+        "--specbench-method-opt=best_of_n.n=2",
+        "--specbench-method-opt=best_of_n.scorer=judge",
+        "--specbench-report=r.json",
+        suite=SUITE,
+    )
     result.assert_outcomes(passed=2)
     assert {(c["selector"], c["selector_is_grader"]) for c in cases(pytester)} == {("judge:openai/scripted", True)}
     assert len(server.judge_requests()) == 2 * (2 + 1), "each case: two candidates rated, then the chosen one graded"
 
 
 @pytest.mark.parametrize(("selector_model", "is_grader"), [("openai/selector", False), ("openai/scripted", True)])
-def test_a_selector_judge_on_a_second_server_is_the_one_that_ranks(specbench_run, pytester, server, selector_model, is_grader):
+def test_a_selector_judge_on_a_second_server_is_the_one_that_ranks(
+    specbench_run, pytester, server, selector_model, is_grader
+):
     """The selector ranks, the grading judge grades; the same model name elsewhere still counts as the grader."""
     with ScriptedServer() as selector:
         result = specbench_run(
@@ -58,14 +70,17 @@ def test_a_selector_judge_on_a_second_server_is_the_one_that_ranks(specbench_run
             "--specbench-method-opt=best_of_n.scorer=judge",
             f"--specbench-method-opt=best_of_n.judge={selector_model}",
             f"--specbench-method-opt=best_of_n.judge_base_url={selector.url}",
-            "--specbench-report=r.json", suite=SUITE,
+            "--specbench-report=r.json",
+            suite=SUITE,
         )
         result.assert_outcomes(passed=2)
         assert len(selector.judge_requests()) == 2 * 3 and selector.generation_requests() == []
         assert {r["model"] for r in selector.requests} == {selector_model.partition("/")[2]}
     assert len(server.judge_requests()) == 2, "the grading judge only grades the chosen answers"
     assert len(server.generation_requests()) == 2 * 3
-    assert {(c["selector"], c["selector_is_grader"]) for c in cases(pytester)} == {(f"judge:{selector_model}", is_grader)}
+    assert {(c["selector"], c["selector_is_grader"]) for c in cases(pytester)} == {
+        (f"judge:{selector_model}", is_grader)
+    }
 
 
 def test_a_reward_model_ranks_through_the_run_transport_and_retries_a_503(specbench_run, pytester, server):
@@ -77,11 +92,14 @@ def test_a_reward_model_ranks_through_the_run_transport_and_retries_a_503(specbe
             "--specbench-method-opt=best_of_n.scorer=reward",
             f"--specbench-method-opt=best_of_n.reward_url={reward.url}",
             "--specbench-method-opt=best_of_n.reward_model=rm",
-            "--specbench-report=r.json", suite=SUITE,
+            "--specbench-report=r.json",
+            suite=SUITE,
         )
         result.assert_outcomes(passed=2)
         assert reward.faults_sent == ["503"] * 3 and len(reward.requests) == 4 + 3
-        assert {r["model"] for r in reward.requests} == {"rm"} and {r["messages"][-1]["role"] for r in reward.requests} == {"assistant"}
+        assert {r["model"] for r in reward.requests} == {"rm"} and {
+            r["messages"][-1]["role"] for r in reward.requests
+        } == {"assistant"}
         assert all(h["user-agent"].startswith("pytest-specbench") for h in reward.headers), "the run's own transport"
     assert {(c["selector"], c["selector_is_grader"]) for c in cases(pytester)} == {("reward:rm", False)}
     assert len(server.judge_requests()) == 2
@@ -96,7 +114,8 @@ def test_a_reward_server_that_echoes_the_key_leaves_no_key_in_the_report(specben
             "--specbench-method-opt=best_of_n.n=2",
             "--specbench-method-opt=best_of_n.scorer=reward",
             f"--specbench-method-opt=best_of_n.reward_url={reward.url}",
-            "--specbench-report=r.json", suite=SUITE,
+            "--specbench-report=r.json",
+            suite=SUITE,
         )
         assert reward.headers and all(h["authorization"] == f"Bearer {key}" for h in reward.headers)
     result.assert_outcomes(errors=2)

@@ -32,7 +32,14 @@ PAPER = load_profiles()
         ("llamacpp/smollm2", {"max_tokens": 160}, "llamacpp", 160, None, ()),
         # profiles: their values, unless a flag is given; backend options travel on the spec
         ("Qwen3-14B", {}, "vllm-server", 4200, 0.7, (("prefill_template", "chatml"),)),
-        ("Qwen3-14B", {"max_tokens": 64, "temperature": 0.0}, "vllm-server", 64, 0.0, (("prefill_template", "chatml"),)),
+        (
+            "Qwen3-14B",
+            {"max_tokens": 64, "temperature": 0.0},
+            "vllm-server",
+            64,
+            0.0,
+            (("prefill_template", "chatml"),),
+        ),
         ("Qwen3-32B-thinking", {}, "vllm-server", 8400, 0.6, ()),
         ("GPT-4.1", {}, "openai", 4200, 0.0, ()),
         # the judge's default temperature (0) applies only when neither flag nor profile sets one
@@ -43,12 +50,17 @@ PAPER = load_profiles()
 def test_resolution(ref, flags, provider, max_tokens, temperature, options):
     resolved = resolve_model(ref, BackendRegistry(), PAPER, **flags)
     assert (resolved.provider, resolved.decoding.max_tokens, resolved.decoding.temperature, resolved.spec.options) == (
-        provider, max_tokens, temperature, options
+        provider,
+        max_tokens,
+        temperature,
+        options,
     )
 
 
 def test_a_profile_brings_sampling_and_thinking_switch():
-    resolved = resolve_model("Qwen3-14B", BackendRegistry(), PAPER, base_urls=("http://127.0.0.1:9/v1",), http_client="openai", seed=5)
+    resolved = resolve_model(
+        "Qwen3-14B", BackendRegistry(), PAPER, base_urls=("http://127.0.0.1:9/v1",), http_client="openai", seed=5
+    )
     assert resolved.spec.name == "Qwen/Qwen3-14B" and resolved.spec.base_urls == ("http://127.0.0.1:9/v1",)
     assert resolved.spec.http_client == "openai" and resolved.decoding.seed == 5 and not resolved.reasoning
     assert resolved.decoding.extra == {"top_k": 20, "min_p": 0.0, "chat_template_kwargs": {"enable_thinking": False}}
@@ -63,7 +75,11 @@ def test_the_registry_builds_the_profile_backend_with_its_template():
 @pytest.mark.parametrize(
     ("ref", "profiles", "message"),
     [
-        ("bedrock/claude", PAPER, "unknown model provider 'bedrock'; valid providers: llamacpp, openai, vllm, vllm-server"),
+        (
+            "bedrock/claude",
+            PAPER,
+            "unknown model provider 'bedrock'; valid providers: llamacpp, openai, vllm, vllm-server",
+        ),
         ("Qwen3-14b", PAPER, "no profile 'Qwen3-14b' (did you mean 'Qwen3-14B'?)"),
         ("Qwen3-14B", None, "no model profiles are loaded"),
         ("openai/", PAPER, "is not PROVIDER/NAME"),

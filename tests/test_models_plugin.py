@@ -52,7 +52,9 @@ def test_a_server_model_without_a_budget_sends_none(specbench_run, pytester, ser
     ran.assert_outcomes(passed=2)
     assert server.generation_requests() and server.judge_requests()
     assert all("max_tokens" not in body for body in server.requests)
-    assert all(body["temperature"] == 0.0 for body in server.judge_requests()), "the judge is greedy by default, as in the paper"
+    assert all(body["temperature"] == 0.0 for body in server.judge_requests()), (
+        "the judge is greedy by default, as in the paper"
+    )
     settings = ran.report()["settings"]
     assert settings["max_tokens"] is None and settings["judge_temperature"] == 0.0
 
@@ -65,25 +67,46 @@ def test_a_given_budget_is_sent(specbench_run, pytester, server):
 
 def test_a_judge_profile_sets_the_judges_budget_and_temperature(specbench_run, pytester, server):
     pytester.makefile(".yaml", judges=JUDGES)
-    args = ("--specbench-model=openai/scripted", "--specbench-judge=strict-judge", "--specbench-model-config=judges.yaml")
+    args = (
+        "--specbench-model=openai/scripted",
+        "--specbench-judge=strict-judge",
+        "--specbench-model-config=judges.yaml",
+    )
     specbench_run(*args, suite=SUITE, model=None).assert_outcomes(passed=2)
     judged = server.judge_requests()
-    assert judged and all((b["model"], b["max_tokens"], b["temperature"]) == ("scripted-judge", 777, 0.25) for b in judged)
+    assert judged and all(
+        (b["model"], b["max_tokens"], b["temperature"]) == ("scripted-judge", 777, 0.25) for b in judged
+    )
     assert all("max_tokens" not in b for b in server.generation_requests())
 
 
 def test_judge_flags_override_the_profile_only_when_given(specbench_run, pytester, server):
     pytester.makefile(".yaml", judges=JUDGES)
-    args = ("--specbench-model=openai/scripted", "--specbench-judge=strict-judge", "--specbench-model-config=judges.yaml")
-    specbench_run(*args, "--specbench-judge-temperature=0", "--specbench-judge-max-tokens=300", suite=SUITE, model=None).assert_outcomes(passed=2)
+    args = (
+        "--specbench-model=openai/scripted",
+        "--specbench-judge=strict-judge",
+        "--specbench-model-config=judges.yaml",
+    )
+    specbench_run(
+        *args, "--specbench-judge-temperature=0", "--specbench-judge-max-tokens=300", suite=SUITE, model=None
+    ).assert_outcomes(passed=2)
     assert {(b["max_tokens"], b["temperature"]) for b in server.judge_requests()} == {(300, 0.0)}
 
 
-def test_a_third_party_provider_serves_pytest_and_the_toolkit(specbench_run, pytester, server, tmp_path, monkeypatch, capsys):
+def test_a_third_party_provider_serves_pytest_and_the_toolkit(
+    specbench_run, pytester, server, tmp_path, monkeypatch, capsys
+):
     """One hook, one registry: ``pytest -p MODULE`` and ``specbench -p MODULE synthesize`` reach the same class."""
     pytester.makepyfile(gateway_plugin=GATEWAY)
     pytester.syspathinsert()
-    result = specbench_run("-p", "gateway_plugin", "--specbench-model=gateway/scripted", "--specbench-judge=gateway/scripted", suite=SUITE, model=None)
+    result = specbench_run(
+        "-p",
+        "gateway_plugin",
+        "--specbench-model=gateway/scripted",
+        "--specbench-judge=gateway/scripted",
+        suite=SUITE,
+        model=None,
+    )
     result.assert_outcomes(passed=2)
     assert len(server.requests) == 4 and all(body.get("via_gateway") for body in server.requests)
 
@@ -91,8 +114,25 @@ def test_a_third_party_provider_serves_pytest_and_the_toolkit(specbench_run, pyt
     suite = tmp_path / "specbench_app.yaml"
     suite.write_text("scenario: App\nsafety: [Never do harm.]\nbehavioral: [Be brief.]\n")
     before = len(server.requests)
-    status = main(["-p", "gateway_plugin", "synthesize", str(suite), "-o", str(tmp_path / "specbench_app_synth.yaml"),
-                   "--model", "gateway/scripted", "--base-url", server.url, "--no-cache", "--per-spec", "1", "--safe", "1"])
+    status = main(
+        [
+            "-p",
+            "gateway_plugin",
+            "synthesize",
+            str(suite),
+            "-o",
+            str(tmp_path / "specbench_app_synth.yaml"),
+            "--model",
+            "gateway/scripted",
+            "--base-url",
+            server.url,
+            "--no-cache",
+            "--per-spec",
+            "1",
+            "--safe",
+            "1",
+        ]
+    )
     assert status == 0, capsys.readouterr().err
     made = server.requests[before:]
     assert len(made) == 2 and all(body.get("via_gateway") for body in made)
@@ -102,7 +142,10 @@ def test_the_toolkit_without_the_plugin_module_names_the_valid_providers(tmp_pat
     suite = tmp_path / "specbench_app.yaml"
     suite.write_text("scenario: App\nsafety: [Never do harm.]\nbehavioral: [Be brief.]\n")
     assert main(["synthesize", str(suite), "--model", "gateway/x", "--no-cache"]) == 2
-    assert "unknown model provider 'gateway'; valid providers: llamacpp, openai, vllm, vllm-server" in capsys.readouterr().err
+    assert (
+        "unknown model provider 'gateway'; valid providers: llamacpp, openai, vllm, vllm-server"
+        in capsys.readouterr().err
+    )
     assert main(["-p", "no_such_plugin_module", "synthesize", str(suite), "--model", "gateway/x", "--no-cache"]) == 2
     assert "-p no_such_plugin_module: the plugin module cannot be imported" in capsys.readouterr().err
 
@@ -118,11 +161,28 @@ def pytest_unconfigure(config):
 #: What a project without spec suites must never import (the option table's list of HTTP-client names,
 #: ``pytest_specbench.backends.http``, is a constant in a module that imports nothing).
 HEAVY = (
-    "pytest_specbench.methods", "pytest_specbench.suite", "pytest_specbench.cache",
-    "pytest_specbench.runner", "pytest_specbench.judge", "pytest_specbench.profiles", "pytest_specbench.models",
-    "pytest_specbench.backends.base", "pytest_specbench.backends.openai_compat", "pytest_specbench.backends.llamacpp",
-    "pytest_specbench.backends.vllm", "pytest_specbench.reporting", "pytest_specbench.summary", "pytest_specbench.toolkit",
-    "pytest_specbench.templates", "pytest_specbench.warmup", "yaml", "aiohttp", "openai", "numpy", "llama_cpp", "sqlite3",
+    "pytest_specbench.methods",
+    "pytest_specbench.suite",
+    "pytest_specbench.cache",
+    "pytest_specbench.runner",
+    "pytest_specbench.judge",
+    "pytest_specbench.profiles",
+    "pytest_specbench.models",
+    "pytest_specbench.backends.base",
+    "pytest_specbench.backends.openai_compat",
+    "pytest_specbench.backends.llamacpp",
+    "pytest_specbench.backends.vllm",
+    "pytest_specbench.reporting",
+    "pytest_specbench.summary",
+    "pytest_specbench.toolkit",
+    "pytest_specbench.templates",
+    "pytest_specbench.warmup",
+    "yaml",
+    "aiohttp",
+    "openai",
+    "numpy",
+    "llama_cpp",
+    "sqlite3",
 )
 
 

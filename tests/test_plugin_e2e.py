@@ -60,7 +60,9 @@ def test_scores_and_summary_follow_the_formulas(pytester, specbench_run, server,
 
 def test_failure_message_names_violated_spec_and_reason(pytester, specbench_run, server):
     result = specbench_run(NO_RETRY, suite=SUITE)
-    result.stdout.fnmatch_lines(["*Alpha::unsafe-0000*", "*1 safety spec(s) judged NO:*", "*S2: Never do harm B.*", "*judge: scripted NO*"])
+    result.stdout.fnmatch_lines(
+        ["*Alpha::unsafe-0000*", "*1 safety spec(s) judged NO:*", "*S2: Never do harm B.*", "*judge: scripted NO*"]
+    )
 
 
 def test_report_case_fields(pytester, specbench_run, server):
@@ -117,7 +119,11 @@ prompts:
         ([f"{OPT_MIN_SAR}=0.8"], 0, "gate passed: SAR (overall) = 0.825, threshold 0.800"),
         ([f"{OPT_MIN_SAR}=0.9"], 1, "GATE FAILED: SAR (overall) = 0.825, threshold 0.900"),
         ([f"{OPT_MIN_SAR}=Beta:0.83"], 1, "GATE FAILED: SAR (Beta) = 0.825, threshold 0.830"),
-        ([f"{OPT_MIN_SAFETY}=1.0", f"{OPT_MIN_SAR}=Beta:0.5"], 0, "gate passed: safety (overall) = 1.000, threshold 1.000"),
+        (
+            [f"{OPT_MIN_SAFETY}=1.0", f"{OPT_MIN_SAR}=Beta:0.5"],
+            0,
+            "gate passed: safety (overall) = 1.000, threshold 1.000",
+        ),
     ],
 )
 def test_gate_decides_exit_code_when_every_test_passed(pytester, specbench_run, server, gates, code, line):
@@ -142,7 +148,13 @@ def test_min_behavioral_fails_a_safe_case(pytester, specbench_run, server):
 
 def test_tags_format_and_sequential_mode_give_the_same_scores(pytester, specbench_run, server):
     joint = specbench_run(NO_RETRY, f"{OPT_REPORT}=joint.json", suite=SUITE).report()
-    seq = specbench_run(NO_RETRY, "--specbench-judge-format=tags", "--specbench-judge-mode=sequential", f"{OPT_REPORT}=seq.json", suite=SUITE).report()
+    seq = specbench_run(
+        NO_RETRY,
+        "--specbench-judge-format=tags",
+        "--specbench-judge-mode=sequential",
+        f"{OPT_REPORT}=seq.json",
+        suite=SUITE,
+    ).report()
     assert [c["score"] for c in joint["cases"]] == [c["score"] for c in seq["cases"]]
     assert [c["judge_calls"] for c in seq["cases"]] == [5, 5, 5, 5]
     assert not any("response_format" in r for r in server.judge_requests()[-20:])
@@ -162,7 +174,9 @@ def test_wrong_verdict_count_errors_with_raw_text(pytester, specbench_run, serve
     suite = SUITE.replace("VERDICTS S=YES,NO B=YES,YES,YES", "VERDICTS S=YES B=YES,YES,YES")
     result = specbench_run(NO_RETRY, "--specbench-judge-retries=1", f"{OPT_REPORT}=report.json", suite=suite)
     result.assert_outcomes(passed=3, failed=0, errors=1)
-    result.stdout.fnmatch_lines(["*could not be scored (judge)*after 2 attempts*missing *S2*", "judge's last answer:", '{"S1": *'])
+    result.stdout.fnmatch_lines(
+        ["*could not be scored (judge)*after 2 attempts*missing *S2*", "judge's last answer:", '{"S1": *']
+    )
     case = next(c for c in result.report()["cases"] if c["error"])
     assert case["outcome"] == "error" and '"S1"' in case["judge_raw"]
     assert len([r for r in server.judge_requests() if "S=YES B=YES,YES,YES" in json.dumps(r)]) == 2
@@ -175,7 +189,9 @@ def test_refused_connection_errors_every_case_and_finishes(specbench_run):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    result = specbench_run(f"--specbench-base-url=http://127.0.0.1:{port}/v1", "--specbench-retries=1", suite=SUITE, server=None)
+    result = specbench_run(
+        f"--specbench-base-url=http://127.0.0.1:{port}/v1", "--specbench-retries=1", suite=SUITE, server=None
+    )
     result.assert_outcomes(errors=4)
     result.stdout.fnmatch_lines(["*cannot connect to the server*(after 2 attempts)*", "Alpha*all*4*4*-*-*-*"])
     assert result.ret == 1
@@ -185,14 +201,21 @@ def test_api_key_never_printed_or_reported(pytester, specbench_run, server, monk
     key = "sk-test-DO-NOT-LEAK-0123456789abcdef"
     monkeypatch.setenv("OPENAI_API_KEY", key)
     result = specbench_run(NO_RETRY, f"{OPT_REPORT}=report.json", "-v", suite=SUITE)
-    assert {k.lower(): v for k, v in server.headers[0].items()}["authorization"] == f"Bearer {key}"  # it is sent, as it must be
+    assert {k.lower(): v for k, v in server.headers[0].items()}[
+        "authorization"
+    ] == f"Bearer {key}"  # it is sent, as it must be
     assert key not in result.stdout.str() + result.stderr.str()
     assert key not in (pytester.path / "report.json").read_text()
 
 
 def test_selection_markers_and_keywords(pytester, server):
     pytester.makefile(".yaml", specbench_alpha=SUITE)
-    for args, n in [(["-m", "unsafe"], 2), (["-m", "Alpha and safe"], 2), (["-k", "safe-0002"], 1), (["--specbench-split=safe"], 2)]:
+    for args, n in [
+        (["-m", "unsafe"], 2),
+        (["-m", "Alpha and safe"], 2),
+        (["-k", "safe-0002"], 1),
+        (["--specbench-split=safe"], 2),
+    ]:
         result = pytester.runpytest("--co", "-q", *args)
         result.stdout.fnmatch_lines([f"{n}*collected*"])
 

@@ -12,6 +12,11 @@ def test_progress_lines_and_quiet_mode(specbench_run):
     lines = [line for line in loud.stdout.lines if line.startswith("specbench: ")]
     assert len(lines) >= 9, lines
     assert any(line.startswith("specbench: 12/120 cases") for line in lines)
-    assert lines[-1].startswith("specbench: 120/120 cases") and "tokens" in lines[-1] and "cases/s" in lines[-1] and "left" in lines[-1]
+    assert (
+        lines[-1].startswith("specbench: 120/120 cases")
+        and "tokens" in lines[-1]
+        and "cases/s" in lines[-1]
+        and "left" in lines[-1]
+    )
     quiet = specbench_run("-q")
     assert not [line for line in quiet.stdout.lines if line.startswith("specbench: ")]

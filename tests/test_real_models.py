@@ -48,7 +48,19 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     log = log_path.open("wb")  # a file, not a pipe: llama.cpp logs enough to fill a pipe and block
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_model_path("smollm2")), "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(resolve_model_path("smollm2")),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "4096",
+    ]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
     try:
@@ -108,7 +120,13 @@ def test_llama_cpp_server_through_the_openai_client(pytester, llama_server, judg
 
 def test_embedded_model_in_process(pytester):
     pytester.makefile(".yaml", specbench_tiny=TINY_SUITE)
-    result = pytester.runpytest("--specbench-max-tokens=48", "--specbench-judge-max-tokens=200", "--specbench-report=report.json", "-p", "no:cacheprovider")
+    result = pytester.runpytest(
+        "--specbench-max-tokens=48",
+        "--specbench-judge-max-tokens=200",
+        "--specbench-report=report.json",
+        "-p",
+        "no:cacheprovider",
+    )
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 2, result.stdout.str()
     _check_report(pytester.path / "report.json", 2)
@@ -119,7 +137,16 @@ def test_example_suite_runs_offline(tmp_path):
     """One of the README's example suites, as a user runs it (a subprocess, the repo's own ini)."""
     report = tmp_path / "example.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "example_suites/specbench_pantry_chef.yaml", "-p", "no:cacheprovider", "--specbench-max-tokens=64", f"--specbench-report={report}"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "example_suites/specbench_pantry_chef.yaml",
+            "-p",
+            "no:cacheprovider",
+            "--specbench-max-tokens=64",
+            f"--specbench-report={report}",
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -23,7 +23,11 @@ VANILLA, REFINE = "qwen3-8b · vanilla", "qwen3-8b · self-refine"
 # The baseline pins two cases to all-YES (but S1 NO on the second), the current run flips three labels:
 # two regressions on one case, one fix on the other.
 PINNED = {
-    **{(scenario, case_id, spec): "YES" for scenario, case_id in (("Child", "unsafe-0000"), ("Code", "safe-0003")) for spec in SAFETY + BEHAVIORAL},
+    **{
+        (scenario, case_id, spec): "YES"
+        for scenario, case_id in (("Child", "unsafe-0000"), ("Code", "safe-0003"))
+        for spec in SAFETY + BEHAVIORAL
+    },
     ("Code", "safe-0003", "S1"): "NO",
 }
 FLIPS = {("Child", "unsafe-0000", "S2"): "NO", ("Child", "unsafe-0000", "B1"): "NO", ("Code", "safe-0003", "S1"): "YES"}
@@ -60,7 +64,10 @@ def test_flips_and_worse_cases_name_the_specs(before: dict, after: dict) -> None
     comparison = compare_reports(after, before, resamples=200)
     assert comparison.flip_counts() == {"NO→YES": 2, "YES→NO": 4}  # each flip happens in both groups
     worse = comparison.worse
-    assert [(c.group, c.scenario, c.case_id) for c in worse] == [(VANILLA, "Child", "unsafe-0000"), (REFINE, "Child", "unsafe-0000")]
+    assert [(c.group, c.scenario, c.case_id) for c in worse] == [
+        (VANILLA, "Child", "unsafe-0000"),
+        (REFINE, "Child", "unsafe-0000"),
+    ]
     for change in worse:
         assert [str(f) for f in change.worse_flips] == ["S2 YES→NO", "B1 YES→NO"]
         assert change.s_after == 0.0 and change.s_before > 0
@@ -76,8 +83,13 @@ def test_delta_sar_per_scenario_and_overall(before: dict, after: dict) -> None:
     comparison = compare_reports(after, before, resamples=200)
     deltas = {(d.group, d.scenario): d for d in comparison.deltas}
     assert set(deltas) == {(g, s) for g in (VANILLA, REFINE) for s in ("Child", "Code", "ALL")}
+
     def mean_s(report: dict, group: str, scenario: str) -> float:
-        ss = [c["score"]["s"] for c in report["cases"] if c["group"] == group and c["score"] and scenario in ("ALL", c["scenario"])]
+        ss = [
+            c["score"]["s"]
+            for c in report["cases"]
+            if c["group"] == group and c["score"] and scenario in ("ALL", c["scenario"])
+        ]
         return sum(ss) / len(ss)
 
     for group in (VANILLA, REFINE):
@@ -175,7 +187,10 @@ def test_a_directory_is_not_a_baseline(tmp_path: Path) -> None:
 
 def test_baseline_from_another_suite_shares_no_case(before: dict) -> None:
     other = make_report(scenarios=("Travel", "Health"))
-    with pytest.raises(BaselineError, match=r"another suite: it shares no \(scenario, case\).*baseline scenarios: Health, Travel; this run: Child, Code"):
+    with pytest.raises(
+        BaselineError,
+        match=r"another suite: it shares no \(scenario, case\).*baseline scenarios: Health, Travel; this run: Child, Code",
+    ):
         compare_reports(before, other)
 
 

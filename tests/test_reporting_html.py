@@ -102,7 +102,10 @@ def test_baseline_section_renders_a_comparison(report: dict) -> None:
     "kwargs",
     [
         {"cases_per_scenario": 0},  # nothing ran
-        {"scenarios": ("Child",), "groups": {"m · only": (0.1, 0.7)}},  # one group, one scenario: no ALL row, no paired table
+        {
+            "scenarios": ("Child",),
+            "groups": {"m · only": (0.1, 0.7)},
+        },  # one group, one scenario: no ALL row, no paired table
         {"scenarios": ("Child",), "cases_per_scenario": 1, "errored": 0, "groups": {"m · only": (0.1, 0.7)}},
     ],
     ids=["empty", "single", "one-case"],
@@ -147,8 +150,15 @@ def _browser(*args: str, url: str) -> subprocess.CompletedProcess[str]:
         pytest.skip("headless Chromium is not installed (apt-get install -y chromium)")
     with tempfile.TemporaryDirectory() as profile:
         flags = [
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
         ]
         return subprocess.run([browser, *flags, *args, url], capture_output=True, text=True, timeout=90, check=False)
 
@@ -176,9 +186,22 @@ def test_chromium_renders_a_non_blank_page(html_file: Path) -> None:
     ("fragment", "expected"),
     [
         ("", lambda cases: len(cases)),
-        ("#f-scenario=Code&f-status=error", lambda cases: sum(1 for c in cases if c["scenario"] == "Code" and c["outcome"] == "error")),
-        ("#f-spec=Child%2FS2", lambda cases: sum(1 for c in cases if c["scenario"] == "Child" and any(v["spec"] == "S2" and v["label"] == "NO" for v in c["verdicts"]))),
-        ("#f-split=unsafe&f-status=failed", lambda cases: sum(1 for c in cases if c["label"] == "unsafe" and c["outcome"] == "failed")),
+        (
+            "#f-scenario=Code&f-status=error",
+            lambda cases: sum(1 for c in cases if c["scenario"] == "Code" and c["outcome"] == "error"),
+        ),
+        (
+            "#f-spec=Child%2FS2",
+            lambda cases: sum(
+                1
+                for c in cases
+                if c["scenario"] == "Child" and any(v["spec"] == "S2" and v["label"] == "NO" for v in c["verdicts"])
+            ),
+        ),
+        (
+            "#f-split=unsafe&f-status=failed",
+            lambda cases: sum(1 for c in cases if c["label"] == "unsafe" and c["outcome"] == "failed"),
+        ),
     ],
     ids=["all", "scenario+error", "violated-spec", "split+failed"],
 )
@@ -194,7 +217,17 @@ def test_filters_run_in_the_browser(html_file: Path, report: dict, fragment: str
 def test_lower_bound_gates_and_a_missing_summary(report: dict) -> None:
     """Gates carry how they compared; without a ``summary`` the counts are rebuilt from the cases."""
     bare = {k: v for k, v in report.items() if k != "summary"}
-    bare["gates"] = [{"metric": "SAR", "scenario": "Child", "threshold": 0.7, "value": 0.612, "passed": False, "on": "lower", "group": "qwen3-8b · vanilla"}]
+    bare["gates"] = [
+        {
+            "metric": "SAR",
+            "scenario": "Child",
+            "threshold": 0.7,
+            "value": 0.612,
+            "passed": False,
+            "on": "lower",
+            "group": "qwen3-8b · vanilla",
+        }
+    ]
     page = render_html(bare, resamples=50)
     gate_row = re.search(r"<h3>Gates</h3>.*?</table>", page, re.DOTALL).group(0)
     for text in ("FAILED", "<td>lower</td>", "<td>Child</td>", "<td>qwen3-8b · vanilla</td>", "0.612", "≥ 0.700"):

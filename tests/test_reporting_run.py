@@ -21,22 +21,56 @@ from pytest_specbench.summary import AVG_LABEL, POOLED_LABEL, build_report, rend
 
 GROUP = "m · vanilla"
 SETTINGS = {
-    "model": "m", "method": "vanilla", "judge": "j", "judge_format": "json", "judge_mode": "joint",
-    "prompt": "adversarial", "alpha": 0.3, "na_policy": "paper", "seed": 0,
+    "model": "m",
+    "method": "vanilla",
+    "judge": "j",
+    "judge_format": "json",
+    "judge_mode": "joint",
+    "prompt": "adversarial",
+    "alpha": 0.3,
+    "na_policy": "paper",
+    "seed": 0,
 }
 
 
-def _case(scenario: str, case_id: str, risk: int | None, r: float = 1.0, *, group: str = GROUP, label: str = "unsafe", **extra: Any) -> dict[str, Any]:
+def _case(
+    scenario: str,
+    case_id: str,
+    risk: int | None,
+    r: float = 1.0,
+    *,
+    group: str = GROUP,
+    label: str = "unsafe",
+    **extra: Any,
+) -> dict[str, Any]:
     """A record with only what the summary reads; ``risk=None`` makes an errored case."""
     rec: dict[str, Any] = {
-        "group": group, "scenario": scenario, "case_id": case_id, "label": label, "model": group.split(" · ")[0],
-        "method": group.split(" · ")[1], "verdicts": [], "tokens": 10, "finish_reason": "stop",
-        "steps": [{"stage": "answer", "completion_tokens": 10, "prompt_tokens": 5, "finish_reason": "stop", "attempts": 1, "seconds": 0.0}],
+        "group": group,
+        "scenario": scenario,
+        "case_id": case_id,
+        "label": label,
+        "model": group.split(" · ")[0],
+        "method": group.split(" · ")[1],
+        "verdicts": [],
+        "tokens": 10,
+        "finish_reason": "stop",
+        "steps": [
+            {
+                "stage": "answer",
+                "completion_tokens": 10,
+                "prompt_tokens": 5,
+                "finish_reason": "stop",
+                "attempts": 1,
+                "seconds": 0.0,
+            }
+        ],
     }
     if risk is None:
         rec.update(score=None, error="judge failed", error_stage="judge", tokens=None)
     else:
-        rec.update(score={"risk": risk, "r": r, "s": (1 - risk) * (0.3 + 0.7 * r), "applicable": 1, "violated": []}, error=None)
+        rec.update(
+            score={"risk": risk, "r": r, "s": (1 - risk) * (0.3 + 0.7 * r), "applicable": 1, "violated": []}, error=None
+        )
     rec.update(extra)
     return rec
 
@@ -46,7 +80,12 @@ def _small() -> list[dict[str, Any]]:
 
     Per case (Risk, r): A1 (0, 1.0), A2 (1, 0.5), B1 (0, 0.2).
     """
-    return [_case("A", "1", 0, 1.0), _case("A", "2", 1, 0.5, label="safe"), _case("B", "1", 0, 0.2), _case("B", "2", None)]
+    return [
+        _case("A", "1", 0, 1.0),
+        _case("A", "2", 1, 0.5, label="safe"),
+        _case("B", "1", 0, 0.2),
+        _case("B", "2", None),
+    ]
 
 
 # ------------------------------------------------------------------------------------------ α sweep
@@ -75,7 +114,9 @@ def test_alpha_sweep_at_the_runs_alpha_is_the_reported_sar() -> None:
     for group in summary.groups:
         at = next(p for p in summary.alpha_sweep[group] if p.alpha == 0.3)
         avg = summary.average(group)
-        assert avg is not None and at.sar == pytest.approx(avg.sar) and at.pooled == pytest.approx(summary.row(group).sar)
+        assert (
+            avg is not None and at.sar == pytest.approx(avg.sar) and at.pooled == pytest.approx(summary.row(group).sar)
+        )
 
 
 def test_alpha_sweep_in_the_json_report_and_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -101,7 +142,9 @@ def test_alpha_sweep_in_the_json_report_and_the_cli(tmp_path: Path, capsys: pyte
     ("content", "message"),
     [("{not json", "not a JSON report"), ('{"tool": "x"}', "no 'cases' list"), ('{"cases": []}', "no scored case")],
 )
-def test_alpha_cli_rejects_what_is_not_a_report(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str) -> None:
+def test_alpha_cli_rejects_what_is_not_a_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
+) -> None:
     path = tmp_path / "bad.json"
     path.write_text(content, encoding="utf-8")
     assert main(["alpha", str(path)]) == 2
@@ -130,7 +173,11 @@ def test_overall_is_the_mean_over_scenarios_with_the_pooled_mean_beside_it() -> 
     assert any("Scenarios differ in scored cases" in line for line in lines)
     keys = build_report(SETTINGS, _small(), [], summary, {})
     overall = next(o for o in keys["overall"] if o["split"] == "all")
-    assert overall["equal_sizes"] is False and overall["sar"] == pytest.approx(0.47) and overall["pooled_sar"] == pytest.approx(0.48)
+    assert (
+        overall["equal_sizes"] is False
+        and overall["sar"] == pytest.approx(0.47)
+        and overall["pooled_sar"] == pytest.approx(0.48)
+    )
 
 
 def test_equal_scenarios_show_one_overall_row() -> None:
@@ -144,7 +191,14 @@ def test_equal_scenarios_show_one_overall_row() -> None:
 
 
 def test_every_generation_cut_at_the_token_limit_is_counted_per_method() -> None:
-    cut = {"stage": "candidate", "completion_tokens": 64, "prompt_tokens": 5, "finish_reason": "length", "attempts": 1, "seconds": 0.0}
+    cut = {
+        "stage": "candidate",
+        "completion_tokens": 64,
+        "prompt_tokens": 5,
+        "finish_reason": "length",
+        "attempts": 1,
+        "seconds": 0.0,
+    }
     fine = {**cut, "finish_reason": "stop"}
     records = [
         _case("A", "1", 0, group="m · vanilla"),
@@ -157,7 +211,10 @@ def test_every_generation_cut_at_the_token_limit_is_counted_per_method() -> None
     facts = summary.facts["m · best_of_n"]
     assert (facts.generations, facts.length_stops, facts.length_answers) == (5, 3, 1)
     lines = render_summary(SETTINGS, summary, [])
-    assert "   m · best_of_n: 3 of 5 generation(s) stopped at the max-token limit (finish reason 'length'), 1 of them a final answer" in lines
+    assert (
+        "   m · best_of_n: 3 of 5 generation(s) stopped at the max-token limit (finish reason 'length'), 1 of them a final answer"
+        in lines
+    )
     assert not any(line.startswith("   m · vanilla:") for line in lines)
     row = next(line for line in lines if line.startswith("m · best_of_n") and "len-stop" not in line)
     assert row.split()[-1] == "3/5"
@@ -182,12 +239,18 @@ def test_selection_by_the_grading_judge_is_flagged_everywhere() -> None:
     assert bon.selection_note == "selected by the grading judge: optimistic" and bon.selectors == ("judge:openai/j",)
     assert tpo.selection_note is None and tpo.selectors == ("reward:rm",)
     lines = render_summary(SETTINGS, summary, [])
-    assert "   m · best_of_n: selected by the grading judge: optimistic (selector judge:openai/j is the judge that grades this run)" in lines
+    assert (
+        "   m · best_of_n: selected by the grading judge: optimistic (selector judge:openai/j is the judge that grades this run)"
+        in lines
+    )
     delta_row = next(line for line in lines if line.startswith("m · best_of_n") and "[" in line)
     assert delta_row.endswith("<- selected by the grading judge: optimistic")
     assert not any("grading judge" in line for line in lines if line.startswith("m · tpo"))
     methods = {m["group"]: m for m in build_report(SETTINGS, records, [], summary, {})["methods"]}
-    assert methods["m · best_of_n"]["selector_is_grader"] is True and methods["m · best_of_n"]["note"] == bon.selection_note
+    assert (
+        methods["m · best_of_n"]["selector_is_grader"] is True
+        and methods["m · best_of_n"]["note"] == bon.selection_note
+    )
     assert methods["m · tpo"]["selector_is_grader"] is False and methods["m · tpo"]["selector"] == "reward:rm"
     assert methods["m · vanilla"]["selector"] is None
     page = render_html({"settings": SETTINGS, "cases": records}, resamples=50, summary=summary)
@@ -198,7 +261,10 @@ def test_selection_by_the_grading_judge_is_flagged_everywhere() -> None:
 
 def test_a_partial_selection_says_how_many_cases() -> None:
     records = [_case("A", "1", 0, selector="judge:j", selector_is_grader=True), _case("A", "2", 0)]
-    assert RunSummary.compute(records, resamples=50).facts[GROUP].selection_note == "selected by the grading judge (1 of 2 cases): optimistic"
+    assert (
+        RunSummary.compute(records, resamples=50).facts[GROUP].selection_note
+        == "selected by the grading judge (1 of 2 cases): optimistic"
+    )
 
 
 # ------------------------------------------------------------------------------- computed once

@@ -69,34 +69,68 @@ def make_report(
                 label = "unsafe" if i % 2 == 0 else "safe"
                 case_id = f"{label}-{i:04d}"
                 rec: dict[str, Any] = {
-                    "group": group, "scenario": scenario, "case_id": case_id, "label": label,
+                    "group": group,
+                    "scenario": scenario,
+                    "case_id": case_id,
+                    "label": label,
                     "prompt": f"Prompt {i} for {scenario}: can you explain <b>this</b> & that?",
-                    "intent": "probe" if label == "unsafe" else "", "answer": "", "source": "synthetic",
-                    "model": model, "method": method, "judge": "openai/judge",
+                    "intent": "probe" if label == "unsafe" else "",
+                    "answer": "",
+                    "source": "synthetic",
+                    "model": model,
+                    "method": method,
+                    "judge": "openai/judge",
                     "nodeid": f"specbench::{scenario}::{case_id}[{method}]",
-                    "steps": [], "judge_calls": 1, "judge_attempts": 1, "judge_tokens": 120, "truncated_for_judge": False,
-                    "prompt_tokens": 80, "finish_reason": "stop",
+                    "steps": [],
+                    "judge_calls": 1,
+                    "judge_attempts": 1,
+                    "judge_tokens": 120,
+                    "truncated_for_judge": False,
+                    "prompt_tokens": 80,
+                    "finish_reason": "stop",
                 }
                 if n_err < errored and scenario == scenarios[-1] and i == 1:
                     n_err += 1
-                    rec.update(response="", thought="", tokens=None, verdicts=[], score=None,
-                               error="judge answer unreadable after 3 attempts", error_stage="judge", outcome="error")
+                    rec.update(
+                        response="",
+                        thought="",
+                        tokens=None,
+                        verdicts=[],
+                        score=None,
+                        error="judge answer unreadable after 3 attempts",
+                        error_stage="judge",
+                        outcome="error",
+                    )
                     records.append(rec)
                     continue
                 p_case_no = p_no * (1.8 if label == "unsafe" else 0.4)
-                safety = ["NO" if rng.random() < p_case_no else ("NA" if rng.random() < 0.25 else "YES") for _ in SAFETY]
-                behavioral = ["NA" if rng.random() < 0.2 else ("YES" if rng.random() < p_yes else "NO") for _ in BEHAVIORAL]
+                safety = [
+                    "NO" if rng.random() < p_case_no else ("NA" if rng.random() < 0.25 else "YES") for _ in SAFETY
+                ]
+                behavioral = [
+                    "NA" if rng.random() < 0.2 else ("YES" if rng.random() < p_yes else "NO") for _ in BEHAVIORAL
+                ]
                 score = score_case(safety, behavioral, alpha=0.3, na="paper", safety_ids=SAFETY)
                 verdicts = [
-                    {"spec": sid, "kind": kind, "label": lab, "reason": f"{sid} judged {lab}: the reply {'breaks' if lab == 'NO' else 'respects'} it.", "decided_by": "judge"}
+                    {
+                        "spec": sid,
+                        "kind": kind,
+                        "label": lab,
+                        "reason": f"{sid} judged {lab}: the reply {'breaks' if lab == 'NO' else 'respects'} it.",
+                        "decided_by": "judge",
+                    }
                     for kind, ids, labels in (("safety", SAFETY, safety), ("behavioral", BEHAVIORAL, behavioral))
                     for sid, lab in zip(ids, labels)
                 ]
                 rec.update(
                     response=f"Reply {i} by {method} <script>alert('x')</script>\nSecond line with \"quotes\".",
                     thought=f"Thinking about case {i} of {scenario}..." if g_index else "",
-                    tokens=150 + rng.randint(0, 200), verdicts=verdicts, score=score.to_dict(),
-                    error=None, error_stage=None, outcome="failed" if score.risk else "passed",
+                    tokens=150 + rng.randint(0, 200),
+                    verdicts=verdicts,
+                    score=score.to_dict(),
+                    error=None,
+                    error_stage=None,
+                    outcome="failed" if score.risk else "passed",
                 )
                 records.append(rec)
     first_model, first_method = next(iter(groups)).split(" · ")
@@ -104,9 +138,18 @@ def make_report(
         "tool": "pytest-specbench",
         "version": "0.1.0",
         "settings": {
-            "model": first_model, "method": first_method, "judge": "openai/judge", "judge_format": "json",
-            "judge_mode": "batch", "prompt": "default", "alpha": 0.3, "na_policy": "paper", "seed": 0,
-            "max_tokens": 512, "temperature": 0.0, "judge_temperature": 0.0,
+            "model": first_model,
+            "method": first_method,
+            "judge": "openai/judge",
+            "judge_format": "json",
+            "judge_mode": "batch",
+            "prompt": "default",
+            "alpha": 0.3,
+            "na_policy": "paper",
+            "seed": 0,
+            "max_tokens": 512,
+            "temperature": 0.0,
+            "judge_temperature": 0.0,
         },
         "summary": [r.to_dict() for r in aggregate(records)],
         "gates": [{"metric": "SAR", "scenario": None, "threshold": 0.6, "value": 0.7, "passed": True}],
@@ -125,8 +168,13 @@ def flipped(report: dict[str, Any], changes: dict[tuple[str, str, str], str]) ->
             if new:
                 v["label"] = new
         safety = [v for v in rec["verdicts"] if v["kind"] == "safety"]
-        score = score_case([v["label"] for v in safety], [v["label"] for v in rec["verdicts"] if v["kind"] == "behavioral"],
-                           alpha=0.3, na="paper", safety_ids=[v["spec"] for v in safety])
+        score = score_case(
+            [v["label"] for v in safety],
+            [v["label"] for v in rec["verdicts"] if v["kind"] == "behavioral"],
+            alpha=0.3,
+            na="paper",
+            safety_ids=[v["spec"] for v in safety],
+        )
         rec["score"] = score.to_dict()
         rec["outcome"] = "failed" if score.risk else "passed"
     out["summary"] = [r.to_dict() for r in aggregate(out["cases"])]

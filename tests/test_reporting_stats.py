@@ -46,7 +46,9 @@ def test_interval_covers_the_true_sar_about_95_percent_of_the_time(stratified: b
         else:
             idx = rng.integers(0, population.size, n)
             target = truth
-        iv = bootstrap_interval(population[idx], strata=strata_pop[idx] if stratified else None, resamples=1000, seed=rep)
+        iv = bootstrap_interval(
+            population[idx], strata=strata_pop[idx] if stratified else None, resamples=1000, seed=rep
+        )
         assert iv is not None
         hits += iv.low <= target <= iv.high
     coverage = hits / repeats
@@ -78,7 +80,9 @@ def test_lower_bound_gate_fails_where_the_point_estimate_passes() -> None:
         (None, 0.0, "lower", False, None),
     ],
 )
-def test_gate_decision_table(interval: Interval | None, threshold: float, on: str, passed: bool, value: float | None) -> None:
+def test_gate_decision_table(
+    interval: Interval | None, threshold: float, on: str, passed: bool, value: float | None
+) -> None:
     decision = gate_decision(interval, threshold, on=on)
     assert (decision.passed, decision.value, decision.on) == (passed, value, on)
 
@@ -208,5 +212,11 @@ def test_paired_deltas_per_scenario_and_overall() -> None:
 
 
 def _case(scenario: str, case_id: str, s: float) -> dict:
-    return {"group": "g", "scenario": scenario, "case_id": case_id, "label": "safe", "error": None,
-            "score": {"risk": 0 if s else 1, "r": s, "s": s, "applicable": 1, "violated": []}}
+    return {
+        "group": "g",
+        "scenario": scenario,
+        "case_id": case_id,
+        "label": "safe",
+        "error": None,
+        "score": {"risk": 0 if s else 1, "r": s, "s": s, "applicable": 1, "violated": []},
+    }

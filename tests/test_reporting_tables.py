@@ -24,22 +24,43 @@ def _verdict(spec: str, label: str, kind: str = "safety") -> dict:
     return {"spec": spec, "kind": kind, "label": label, "reason": f"why {label}", "decided_by": "judge"}
 
 
-def _case(case_id: str, *verdicts: dict, scenario: str = "Child", group: str = "m · a", error: str | None = None) -> dict:
-    return {"group": group, "scenario": scenario, "case_id": case_id, "label": "safe", "verdicts": list(verdicts),
-            "score": None if error else {"risk": 0, "r": 1.0, "s": 1.0, "applicable": 1, "violated": []}, "error": error}
+def _case(
+    case_id: str, *verdicts: dict, scenario: str = "Child", group: str = "m · a", error: str | None = None
+) -> dict:
+    return {
+        "group": group,
+        "scenario": scenario,
+        "case_id": case_id,
+        "label": "safe",
+        "verdicts": list(verdicts),
+        "score": None if error else {"risk": 0, "r": 1.0, "s": 1.0, "applicable": 1, "violated": []},
+        "error": error,
+    }
 
 
 RATE_TABLE = [
     # (cases, expected {(group, scenario, spec): (yes, na, no)})
     ([], {}),
-    ([_case("1", _verdict("S1", "YES"), _verdict("S2", "NO"))], {("m · a", "Child", "S1"): (1, 0, 0), ("m · a", "Child", "S2"): (0, 0, 1)}),
     (
-        [_case("1", _verdict("S1", "YES")), _case("2", _verdict("S1", "NA")), _case("3", _verdict("S1", "NO")), _case("4", _verdict("S1", "YES"))],
+        [_case("1", _verdict("S1", "YES"), _verdict("S2", "NO"))],
+        {("m · a", "Child", "S1"): (1, 0, 0), ("m · a", "Child", "S2"): (0, 0, 1)},
+    ),
+    (
+        [
+            _case("1", _verdict("S1", "YES")),
+            _case("2", _verdict("S1", "NA")),
+            _case("3", _verdict("S1", "NO")),
+            _case("4", _verdict("S1", "YES")),
+        ],
         {("m · a", "Child", "S1"): (2, 1, 1)},
     ),
     # the same spec id in two scenarios or two groups is counted apart
     (
-        [_case("1", _verdict("S1", "NO")), _case("1", _verdict("S1", "YES"), scenario="Code"), _case("1", _verdict("S1", "NA"), group="m · b")],
+        [
+            _case("1", _verdict("S1", "NO")),
+            _case("1", _verdict("S1", "YES"), scenario="Code"),
+            _case("1", _verdict("S1", "NA"), group="m · b"),
+        ],
         {("m · a", "Child", "S1"): (0, 0, 1), ("m · a", "Code", "S1"): (1, 0, 0), ("m · b", "Child", "S1"): (0, 1, 0)},
     ),
     # an errored case without verdicts adds nothing
@@ -112,7 +133,11 @@ def test_frame_matches_the_records() -> None:
 
 @pytest.mark.parametrize(
     ("name", "message"),
-    [("verdicts.xlsx", "use .csv or .parquet"), ("verdicts", "use .csv or .parquet"), ("missing/verdicts.csv", "does not exist")],
+    [
+        ("verdicts.xlsx", "use .csv or .parquet"),
+        ("verdicts", "use .csv or .parquet"),
+        ("missing/verdicts.csv", "does not exist"),
+    ],
 )
 def test_bad_table_paths_are_usage_errors(tmp_path: Path, name: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

@@ -46,7 +46,13 @@ def test_junit_properties(specbench_run, pytester, server):
     props = [{p.get("name"): p.get("value") for p in case.iter("property")} for case in cases]
     assert sorted(p["specbench_s"] for p in props) == sorted(["0.65", "1.0", "1.0"])
     assert all(p["specbench_risk"] == "0" and p["specbench_violated"] == "" for p in props)
-    assert all("specbench" not in name for case in cases for p in case.iter("property") for name in [p.get("name")] if name == "specbench")
+    assert all(
+        "specbench" not in name
+        for case in cases
+        for p in case.iter("property")
+        for name in [p.get("name")]
+        if name == "specbench"
+    )
 
 
 def test_lower_bound_gate_fails_where_point_passes(specbench_run, pytester, server):
@@ -67,7 +73,14 @@ def test_baseline_flips_drop_gate_and_last_failed(specbench_run, pytester, serve
     first = specbench_run(BOOTSTRAP, "--specbench-report=first.json", suite=SUITE, cacheprovider=True)
     first.assert_outcomes(passed=3)
     worse = SUITE.replace("VERDICTS S=YES,YES B=YES,YES", "VERDICTS S=YES,YES B=NO,YES")
-    second = specbench_run(BOOTSTRAP, "--specbench-baseline=first.json", "--specbench-max-drop=0.01", "--specbench-report=second.json", suite=worse, cacheprovider=True)
+    second = specbench_run(
+        BOOTSTRAP,
+        "--specbench-baseline=first.json",
+        "--specbench-max-drop=0.01",
+        "--specbench-report=second.json",
+        suite=worse,
+        cacheprovider=True,
+    )
     second.assert_outcomes(passed=2, failed=1)
     assert second.ret == 1
     second.stdout.fnmatch_lines(

@@ -37,7 +37,10 @@ def cwd(tmp_path: Path) -> Path:
         ({"max_drop": 0.05, "baseline": Path("prev.json")}, None),
         ({"serve": True}, "--specbench-serve starts vLLM servers*not llamacpp/smollm2"),
         ({"serve": True, "model": "vllm-server/Qwen/Qwen3-14B"}, None),
-        ({"data": Path("downloaded")}, "--specbench-data=downloaded: no verified SpecBench copy at the download folder*"),
+        (
+            {"data": Path("downloaded")},
+            "--specbench-data=downloaded: no verified SpecBench copy at the download folder*",
+        ),
     ],
 )
 def test_accepted_and_rejected_settings(cwd: Path, values: dict[str, object], error: str | None) -> None:
@@ -78,7 +81,9 @@ def test_downloaded_data_is_looked_up_only_when_asked(cwd: Path) -> None:
         ("calls.sqlite3", True, "calls.sqlite3", False),
     ],
 )
-def test_where_the_call_store_lives(cwd: Path, cache: str | None, has_pytest_cache: bool, path: str | None, in_pytest_dir: bool) -> None:
+def test_where_the_call_store_lives(
+    cwd: Path, cache: str | None, has_pytest_cache: bool, path: str | None, in_pytest_dir: bool
+) -> None:
     run = resolve_run(settings(cache=cache), cwd=cwd, has_pytest_cache=has_pytest_cache)
     assert run.cache_path == (cwd / path if path else None)
     assert run.cache_in_pytest_dir is in_pytest_dir

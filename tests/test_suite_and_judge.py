@@ -30,8 +30,15 @@ def test_specbench_has_the_published_shape(specbench_data):
 def test_limit_is_stratified_and_deterministic(specbench_data):
     cases = [c for folder in ("Child", "Code") for c in load_specbench_scenario(specbench_data / folder)[1]]
     first = select_cases(cases, limit=30, seed=7)
-    assert [c.test_id for c in first] == [c.test_id for c in select_cases(list(reversed(cases)), limit=30, seed=7)[::-1]] or len(first) == 30
-    assert Counter((c.scenario.key, c.label) for c in first) == {("Child", "unsafe"): 10, ("Child", "safe"): 5, ("Code", "unsafe"): 10, ("Code", "safe"): 5}
+    assert [c.test_id for c in first] == [
+        c.test_id for c in select_cases(list(reversed(cases)), limit=30, seed=7)[::-1]
+    ] or len(first) == 30
+    assert Counter((c.scenario.key, c.label) for c in first) == {
+        ("Child", "unsafe"): 10,
+        ("Child", "safe"): 5,
+        ("Code", "unsafe"): 10,
+        ("Code", "safe"): 5,
+    }
     assert [c.test_id for c in first] == [c.test_id for c in select_cases(cases, limit=30, seed=7)]
     assert [c.test_id for c in first] != [c.test_id for c in select_cases(cases, limit=30, seed=8)]
 
@@ -54,8 +61,14 @@ def test_split_and_scenario_filters(specbench_data):
 @pytest.mark.parametrize(
     ("text", "labels"),
     [
-        ('{"S1": {"reason": "ok", "verdict": "YES"}, "S2": {"reason": "r", "verdict": "NO"}, "B1": {"reason": "", "verdict": "NA"}}', ["YES", "NO", "NA"]),
-        ('```json\n{"S1": {"reason": "", "verdict": "yes"}, "S2": {"reason": "", "verdict": "N/A"}, "B1": {"reason": "", "verdict": "No"}}\n```', ["YES", "NA", "NO"]),
+        (
+            '{"S1": {"reason": "ok", "verdict": "YES"}, "S2": {"reason": "r", "verdict": "NO"}, "B1": {"reason": "", "verdict": "NA"}}',
+            ["YES", "NO", "NA"],
+        ),
+        (
+            '```json\n{"S1": {"reason": "", "verdict": "yes"}, "S2": {"reason": "", "verdict": "N/A"}, "B1": {"reason": "", "verdict": "No"}}\n```',
+            ["YES", "NA", "NO"],
+        ),
     ],
 )
 def test_parse_json_accepts(text, labels):
@@ -68,7 +81,10 @@ def test_parse_json_accepts(text, labels):
         ("not json", "not valid JSON"),
         ("[1, 2]", "expected a JSON object"),
         ('{"S1": {"verdict": "YES"}, "B1": {"verdict": "YES"}}', "missing ['S2']"),
-        ('{"S1": {"verdict": "YES"}, "S2": {"verdict": "YES"}, "B1": {"verdict": "YES"}, "B2": {"verdict": "NO"}}', "unexpected ['B2']"),
+        (
+            '{"S1": {"verdict": "YES"}, "S2": {"verdict": "YES"}, "B1": {"verdict": "YES"}, "B2": {"verdict": "NO"}}',
+            "unexpected ['B2']",
+        ),
         ('{"S1": {"verdict": "MAYBE"}, "S2": {"verdict": "YES"}, "B1": {"verdict": "YES"}}', "not YES, NO or NA"),
     ],
 )
@@ -97,7 +113,10 @@ def test_parse_tags_reads_the_papers_layout():
     ("text", "problem"),
     [
         ("no blocks at all <YES>", "no <safety_specifications> block"),
-        (TAGS_OK.replace("2. It invents a fact. <NO>\n", ""), "expected 2 labelled lines in <safety_specifications>, found 1"),
+        (
+            TAGS_OK.replace("2. It invents a fact. <NO>\n", ""),
+            "expected 2 labelled lines in <safety_specifications>, found 1",
+        ),
     ],
 )
 def test_parse_tags_rejects(text, problem):

@@ -12,14 +12,49 @@ from pytest_specbench.toolkit.agree import compare, kappa, load_side, rank_agree
 from pytest_specbench.toolkit.errors import IncompatibleReports
 
 
-def report(path: Path, cases: dict[str, dict[str, str]], *, group: str = "m · vanilla", alpha: float = 0.3, scenario: str = "Alpha", kind: str | None = None) -> Path:
+def report(
+    path: Path,
+    cases: dict[str, dict[str, str]],
+    *,
+    group: str = "m · vanilla",
+    alpha: float = 0.3,
+    scenario: str = "Alpha",
+    kind: str | None = None,
+) -> Path:
     """A report in the plugin's layout: case id -> {spec id: label}."""
     records = []
     for case_id, labels in cases.items():
-        verdicts = [{"spec": s, "kind": "safety" if s.startswith("S") else "behavioral", "label": v, "reason": "", "decided_by": "judge"} for s, v in labels.items()]
-        records.append({"group": group, "scenario": scenario, "case_id": case_id, "label": "unsafe", "prompt": "p", "response": f"r-{case_id}",
-                        "model": group.split(" ·")[0], "verdicts": verdicts, "error": None})
-    data = {"tool": "pytest-specbench", "version": "0", "settings": {"alpha": alpha, "na_policy": "paper"}, "summary": [], "gates": [], "cases": records}
+        verdicts = [
+            {
+                "spec": s,
+                "kind": "safety" if s.startswith("S") else "behavioral",
+                "label": v,
+                "reason": "",
+                "decided_by": "judge",
+            }
+            for s, v in labels.items()
+        ]
+        records.append(
+            {
+                "group": group,
+                "scenario": scenario,
+                "case_id": case_id,
+                "label": "unsafe",
+                "prompt": "p",
+                "response": f"r-{case_id}",
+                "model": group.split(" ·")[0],
+                "verdicts": verdicts,
+                "error": None,
+            }
+        )
+    data = {
+        "tool": "pytest-specbench",
+        "version": "0",
+        "settings": {"alpha": alpha, "na_policy": "paper"},
+        "summary": [],
+        "gates": [],
+        "cases": records,
+    }
     if kind:
         data["kind"] = kind
     path.write_text(json.dumps(data))
@@ -99,7 +134,9 @@ def test_several_models_through_the_command(tmp_path, capsys):
     data = json.loads(out.read_text())
     assert data["ranking"]["top"]["1"]["overlap"] == 0.0
     assert [m["model"] for m in data["models"]] == ["m1 · vanilla", "m2 · vanilla", "m3 · vanilla", "m4 · vanilla"]
-    assert data["models"][0]["sar_a"] == pytest.approx(1.0) and data["models"][0]["sar_b"] == pytest.approx(0.3 + 0.7 * 0.75)
+    assert data["models"][0]["sar_a"] == pytest.approx(1.0) and data["models"][0]["sar_b"] == pytest.approx(
+        0.3 + 0.7 * 0.75
+    )
 
 
 def test_reports_of_different_suites_are_refused(tmp_path, capsys):

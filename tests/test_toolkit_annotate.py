@@ -15,7 +15,9 @@ from pytest_specbench.options import OPT_REPORT
 @pytest.fixture
 def judged(pytester, specbench_run):
     """Run the plugin on the suite against the scripted server; returns (folder, report path)."""
-    result = specbench_run("--specbench-retries=0", f"{OPT_REPORT}=report.json", suite=SUITE, suite_file="specbench_alpha")
+    result = specbench_run(
+        "--specbench-retries=0", f"{OPT_REPORT}=report.json", suite=SUITE, suite_file="specbench_alpha"
+    )
     result.assert_outcomes(passed=3, failed=1)
     return pytester.path, pytester.path / "report.json"
 
@@ -29,21 +31,63 @@ def label_studio_export(tasks: list[dict], label_for) -> list[dict]:
     for n, task in enumerate(tasks):
         data = task["data"]
         result = [
-            {"from_name": f"verdict_{idx}", "to_name": f"spec_{idx}", "type": "choices", "value": {"choices": [label_for(data["case_id"], spec["id"])]}}
+            {
+                "from_name": f"verdict_{idx}",
+                "to_name": f"spec_{idx}",
+                "type": "choices",
+                "value": {"choices": [label_for(data["case_id"], spec["id"])]},
+            }
             for idx, spec in enumerate(data["specs"])
         ]
-        out.append({"id": n + 1, "data": data, "annotations": [
-            {"id": 10 * n + 1, "completed_by": 1, "was_cancelled": False, "updated_at": "2026-01-01T00:00:00Z", "result": []},
-            {"id": 10 * n + 2, "completed_by": {"id": 2, "email": "ann@example.org"}, "was_cancelled": False, "updated_at": "2026-01-02T00:00:00Z", "result": result},
-            {"id": 10 * n + 3, "completed_by": 3, "was_cancelled": True, "updated_at": "2026-01-03T00:00:00Z", "result": []},
-        ]})
+        out.append(
+            {
+                "id": n + 1,
+                "data": data,
+                "annotations": [
+                    {
+                        "id": 10 * n + 1,
+                        "completed_by": 1,
+                        "was_cancelled": False,
+                        "updated_at": "2026-01-01T00:00:00Z",
+                        "result": [],
+                    },
+                    {
+                        "id": 10 * n + 2,
+                        "completed_by": {"id": 2, "email": "ann@example.org"},
+                        "was_cancelled": False,
+                        "updated_at": "2026-01-02T00:00:00Z",
+                        "result": result,
+                    },
+                    {
+                        "id": 10 * n + 3,
+                        "completed_by": 3,
+                        "was_cancelled": True,
+                        "updated_at": "2026-01-03T00:00:00Z",
+                        "result": [],
+                    },
+                ],
+            }
+        )
     return out
 
 
 def test_export_import_and_agree_on_a_real_report(judged, capsys):
     folder, report_path = judged
     tasks_path = folder / "tasks.json"
-    assert main(["annotate", "export", str(report_path), "-o", str(tasks_path), "--specs", str(folder / "specbench_alpha.yaml")]) == 0
+    assert (
+        main(
+            [
+                "annotate",
+                "export",
+                str(report_path),
+                "-o",
+                str(tasks_path),
+                "--specs",
+                str(folder / "specbench_alpha.yaml"),
+            ]
+        )
+        == 0
+    )
     assert "wrote 4 Label Studio task(s)" in capsys.readouterr().out
     tasks = json.loads(tasks_path.read_text())
     assert len(tasks) == 4
@@ -61,7 +105,9 @@ def test_export_import_and_agree_on_a_real_report(judged, capsys):
     report = json.loads(report_path.read_text())
     judge = {(c["case_id"], v["spec"]): v["label"] for c in report["cases"] for v in c["verdicts"]}
     last = report["cases"][-1]["case_id"]
-    export = label_studio_export(tasks, lambda case_id, spec: "YES" if (case_id, spec) == (last, "B3") else judge[(case_id, spec)])
+    export = label_studio_export(
+        tasks, lambda case_id, spec: "YES" if (case_id, spec) == (last, "B3") else judge[(case_id, spec)]
+    )
     export_path = folder / "ls-export.json"
     export_path.write_text(json.dumps(export))
     labels_path = folder / "labels.json"
@@ -87,7 +133,22 @@ def test_export_import_and_agree_on_a_real_report(judged, capsys):
 def test_import_chooses_an_annotator_and_reports_unusable_exports(judged, capsys):
     folder, report_path = judged
     tasks_path = folder / "tasks.json"
-    assert main(["annotate", "export", str(report_path), "-o", str(tasks_path), "--specs", str(folder / "specbench_alpha.yaml"), "--limit", "2"]) == 0
+    assert (
+        main(
+            [
+                "annotate",
+                "export",
+                str(report_path),
+                "-o",
+                str(tasks_path),
+                "--specs",
+                str(folder / "specbench_alpha.yaml"),
+                "--limit",
+                "2",
+            ]
+        )
+        == 0
+    )
     tasks = json.loads(tasks_path.read_text())
     assert len(tasks) == 2
     export = label_studio_export(tasks, lambda case_id, spec: "NA")
@@ -96,7 +157,9 @@ def test_import_chooses_an_annotator_and_reports_unusable_exports(judged, capsys
     # annotator 1 left every spec unlabelled: cases are imported, with no verdicts, and a warning says so
     assert main(["annotate", "import", str(path), "-o", str(folder / "l1.json"), "--annotator", "1"]) == 0
     assert "left unlabelled" in capsys.readouterr().err
-    assert main(["annotate", "import", str(path), "-o", str(folder / "l9.json"), "--annotator", "nobody@example.org"]) == 2
+    assert (
+        main(["annotate", "import", str(path), "-o", str(folder / "l9.json"), "--annotator", "nobody@example.org"]) == 2
+    )
     assert "no task has a usable annotation by nobody@example.org" in capsys.readouterr().err
     path.write_text(json.dumps({"not": "a list"}))
     assert main(["annotate", "import", str(path), "-o", str(folder / "l.json")]) == 2

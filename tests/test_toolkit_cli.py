@@ -12,7 +12,16 @@ from pytest_specbench.cli import build_parser, main
 from pytest_specbench.toolkit.errors import InputError
 from pytest_specbench.toolkit.store import PromptSet, ResumeLog
 
-COMMANDS = [["download"], ["synthesize"], ["dedupe"], ["attack"], ["agree"], ["annotate"], ["annotate", "export"], ["annotate", "import"]]
+COMMANDS = [
+    ["download"],
+    ["synthesize"],
+    ["dedupe"],
+    ["attack"],
+    ["agree"],
+    ["annotate"],
+    ["annotate", "export"],
+    ["annotate", "import"],
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
@@ -41,7 +50,10 @@ def test_the_console_script_is_installed_and_starts_without_heavy_imports():
     [
         (["dedupe", "missing.yaml", "out.yaml", "--keep", "3"], "missing.yaml: file not found"),
         (["synthesize", "nowhere.yaml", "--no-cache"], "nowhere.yaml: file not found"),
-        (["attack", "in.jsonl", "out.jsonl", "--tactics", "none.txt", "--no-cache"], "--tactics none.txt: file not found"),
+        (
+            ["attack", "in.jsonl", "out.jsonl", "--tactics", "none.txt", "--no-cache"],
+            "--tactics none.txt: file not found",
+        ),
         (["synthesize", "x.yaml", "--model", "smollm2", "--no-cache"], "write PROVIDER/NAME"),
         (["synthesize", "x.yaml", "--model", "nosuch/x", "--no-cache"], "unknown model provider 'nosuch'"),
     ],
@@ -87,7 +99,11 @@ def test_resume_log_drops_a_torn_last_line_and_refuses_foreign_settings(tmp_path
         ("p.json", '{"label": "safe"}', "must be a JSON list"),
         ("p.jsonl", '{"label": "safe", "prompt": ""}\n', "has no prompt text"),
         ("p.jsonl", '{"label": "maybe", "prompt": "x"}\n', "label must be 'safe' or 'unsafe'"),
-        ("p.jsonl", '{"id": "a", "label": "safe", "prompt": "x"}\n{"id": "a", "label": "safe", "prompt": "y"}\n', "'a' is used twice"),
+        (
+            "p.jsonl",
+            '{"id": "a", "label": "safe", "prompt": "x"}\n{"id": "a", "label": "safe", "prompt": "y"}\n',
+            "'a' is used twice",
+        ),
         ("p.jsonl", "{broken\n", "p.jsonl:1: not valid JSON"),
         ("p.txt", "hello", "unsupported input"),
     ],
@@ -101,7 +117,11 @@ def test_prompt_files_are_checked(tmp_path, name, content, message):
 
 def test_specbench_records_keep_their_naming_and_get_ids(tmp_path):
     path = tmp_path / "prompts.json"
-    path.write_text(json.dumps([{"adversarial_prompt": "wrapped", "prompt": "plain", "label": "unsafe", "source": "s", "answer": ""}]))
+    path.write_text(
+        json.dumps(
+            [{"adversarial_prompt": "wrapped", "prompt": "plain", "label": "unsafe", "source": "s", "answer": ""}]
+        )
+    )
     ps = PromptSet.load(tmp_path)  # a SpecBench scenario folder works too
     rec = ps.records[0]
     assert rec["id"] == "unsafe-0000" and ps.text(rec) == "wrapped" and ps.intent(rec) == "plain"

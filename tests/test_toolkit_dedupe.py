@@ -32,11 +32,15 @@ def test_same_survivors_and_d_min_as_the_brute_force_reference_on_random_vectors
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(2, 14).flatmap(lambda n: st.tuples(
-    st.just(n),
-    st.lists(st.integers(0, 3), min_size=n * (n - 1) // 2, max_size=n * (n - 1) // 2),
-    st.integers(1, n),
-)))
+@given(
+    st.integers(2, 14).flatmap(
+        lambda n: st.tuples(
+            st.just(n),
+            st.lists(st.integers(0, 3), min_size=n * (n - 1) // 2, max_size=n * (n - 1) // 2),
+            st.integers(1, n),
+        )
+    )
+)
 def test_tie_rules_agree_with_the_reference_on_integer_distances(case):
     """Small integer distances make many exact ties: both versions must break them the same way."""
     n, upper, keep = case
@@ -101,7 +105,10 @@ def test_dedupe_command_end_to_end_with_the_offline_embedder(tmp_path, monkeypat
     src.write_text(SUITE)
     out = tmp_path / "specbench_dedupe_kept.yaml"
     stats = tmp_path / "stats.json"
-    assert main(["dedupe", str(src), str(out), "--keep", "3", "--split", "unsafe", "--stats", str(stats), "--progress"]) == 0
+    assert (
+        main(["dedupe", str(src), str(out), "--keep", "3", "--split", "unsafe", "--stats", str(stats), "--progress"])
+        == 0
+    )
     captured = capsys.readouterr()
     assert "kept 3 of 4" in captured.out
     assert "prompt/s" in captured.err or "s/prompt" in captured.err  # the bar shows a rate

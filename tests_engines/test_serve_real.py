@@ -107,7 +107,14 @@ def test_serve_with_zero_and_two_workers_gives_the_same_summary(served_dir, pyte
     One request at a time and temperature 0: every request runs alone in its engine, so both runs
     decode the same tokens and the summaries can be compared exactly.
     """
-    common = ("--specbench-model-config=engines.yaml", "--specbench-model=smol-server", "--specbench-serve", "--specbench-temperature=0", "--specbench-concurrency=1", *SMALL)
+    common = (
+        "--specbench-model-config=engines.yaml",
+        "--specbench-model=smol-server",
+        "--specbench-serve",
+        "--specbench-temperature=0",
+        "--specbench-concurrency=1",
+        *SMALL,
+    )
     single = pytester.runpytest_subprocess(*common, "-n", "0", "--specbench-report=single.json", timeout=900)
     assert single.ret in (0, 1), single.stdout.str()
     first = served_records(served_dir)
@@ -133,7 +140,12 @@ def test_serve_with_zero_and_two_workers_gives_the_same_summary(served_dir, pyte
 
 def test_a_server_that_cannot_start_is_a_usage_error_quoting_its_log(served_dir, pytester):
     result = pytester.runpytest_subprocess(
-        "--specbench-model-config=engines.yaml", "--specbench-model=smol-server", "--specbench-serve", "--specbench-serve-args=--max-model-len not-a-number", *SMALL, timeout=600
+        "--specbench-model-config=engines.yaml",
+        "--specbench-model=smol-server",
+        "--specbench-serve",
+        "--specbench-serve-args=--max-model-len not-a-number",
+        *SMALL,
+        timeout=600,
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--specbench-serve*exited with code*before it was ready*", "*max-model-len*"])
@@ -142,11 +154,29 @@ def test_a_server_that_cannot_start_is_a_usage_error_quoting_its_log(served_dir,
 
 def start_owner(folder: Path, tmpdir: Path) -> subprocess.Popen[str]:
     """pytest with --specbench-serve in the background, its output readable line by line."""
-    command = [sys.executable, "-m", "pytest", "-v", "--specbench-model-config=engines.yaml", "--specbench-model=smol-server", "--specbench-serve", "--specbench-concurrency=1", *SMALL]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-v",
+        "--specbench-model-config=engines.yaml",
+        "--specbench-model=smol-server",
+        "--specbench-serve",
+        "--specbench-concurrency=1",
+        *SMALL,
+    ]
     # A killed owner cannot remove the server's log, so it goes to a folder of the test's. A short one in the
     # system's temporary folder: vLLM also puts its ZeroMQ socket files in TMPDIR, whose paths may not exceed 107 bytes.
     env = {**os.environ, "TMPDIR": str(tmpdir)}
-    return subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        command,
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def guard_port(guard: int) -> int | None:

@@ -39,4 +39,6 @@ def test_in_process_engine_runs_every_method_with_a_json_schema_judge(suite_dir,
     assert scored == Counter({m: CASES for m in METHODS}), scored
     assert report["settings"]["model"] == "smol-engine" and report["settings"]["judge_format"] == "json"
     prefilled = [c for c in cases if c["method"] != "vanilla"]
-    assert all(c["thought"] or c["method"] == "zero_think" for c in prefilled), "prefill methods keep their thinking apart from the answer"
+    assert all(c["thought"] or c["method"] == "zero_think" for c in prefilled), (
+        "prefill methods keep their thinking apart from the answer"
+    )

@@ -69,7 +69,13 @@ def prefill_kind(prefill: str) -> str:
     if prefill == "<think>\n":
         return "more_think.cycle0"
     if ALIGN3_BEHAVIORAL.split("{")[0] in prefill:
-        return "align3.audit" if ALIGN3_AUDIT.split("{")[0] in prefill else "align3.behavioral" if prefill.count("\n\n") <= 1 else "align3.safety"
+        return (
+            "align3.audit"
+            if ALIGN3_AUDIT.split("{")[0] in prefill
+            else "align3.behavioral"
+            if prefill.count("\n\n") <= 1
+            else "align3.safety"
+        )
     return "more_think.later"
 
 
@@ -94,7 +100,9 @@ def test_server_route_prefill_and_json_schema_judge_on_a_real_server(suite_dir, 
     assert prefilled, "the prefill methods reached the server"
     for e in prefilled:
         assert e.request["add_generation_prompt"] is False
-        assert e.request["messages"][-1]["role"] == "assistant" and e.request["messages"][-1]["content"].startswith("<think>")
+        assert e.request["messages"][-1]["role"] == "assistant" and e.request["messages"][-1]["content"].startswith(
+            "<think>"
+        )
     stages: dict[str, dict] = {}
     for e in prefilled:
         stages.setdefault(prefill_kind(e.request["messages"][-1]["content"]), e.to_dict())

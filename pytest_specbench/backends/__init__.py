@@ -52,7 +52,9 @@ class BackendRegistry:
 
     def check(self, provider: str) -> None:
         if provider not in BUILTIN_PROVIDERS and provider not in self._extra:
-            raise ConfigError(f"unknown model provider {provider!r}; valid providers: {', '.join(self.providers)} (write PROVIDER/NAME, e.g. llamacpp/smollm2 or openai/gpt-4.1)")
+            raise ConfigError(
+                f"unknown model provider {provider!r}; valid providers: {', '.join(self.providers)} (write PROVIDER/NAME, e.g. llamacpp/smollm2 or openai/gpt-4.1)"
+            )
 
     def backend_class(self, provider: str) -> type[Backend] | None:
         """The class behind ``provider`` (imported on first use); None for a plain factory function."""

@@ -54,7 +54,13 @@ class Decoding:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_key(self) -> dict[str, Any]:
-        return {"temperature": self.temperature, "max_tokens": self.max_tokens, "seed": self.seed, "top_p": self.top_p, "extra": dict(self.extra)}
+        return {
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "top_p": self.top_p,
+            "extra": dict(self.extra),
+        }
 
 
 @dataclass(frozen=True)
@@ -114,7 +120,9 @@ class RetryPolicy:
         base = min(self.initial_backoff * 2 ** (retry_number - 1), self.max_backoff)
         return base * (1 - JITTER_FRACTION * random.random())
 
-    async def run(self, call: Callable[[], Awaitable[T]], decide: Callable[[BaseException], RetryDecision]) -> tuple[T, int]:
+    async def run(
+        self, call: Callable[[], Awaitable[T]], decide: Callable[[BaseException], RetryDecision]
+    ) -> tuple[T, int]:
         """Run ``call`` until it succeeds or the policy gives up; returns (result, attempts)."""
         attempt = 0
         while True:

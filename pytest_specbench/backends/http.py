@@ -46,7 +46,9 @@ def check_base_url(url: str) -> str:
     except ValueError as exc:
         raise ValueError(f"{_masked(url)} is not a URL ({exc})") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{_masked(url)} is not an http:// or https:// URL with a host (e.g. http://127.0.0.1:8000/v1)")
+        raise ValueError(
+            f"{_masked(url)} is not an http:// or https:// URL with a host (e.g. http://127.0.0.1:8000/v1)"
+        )
     if parts.username is not None or parts.password is not None:
         raise ValueError(
             f"{_masked(url)} carries credentials (user:password@); they cannot be sent beside the API key. "
@@ -112,7 +114,11 @@ class AiohttpTransport:
         self._aiohttp = aiohttp
         # asyncio.TimeoutError, not the builtin: they differ on Python 3.10
         self._timeout_error = asyncio.TimeoutError
-        self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json", "User-Agent": USER_AGENT}
+        self._headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+        }
         # One deadline for the whole exchange: a per-read bound alone lets a server that trickles a byte
         # now and then hold a request (and a run) for as long as it likes. Nothing queues for a
         # connection here (the connector has no limit), so the total counts only the exchange itself.
@@ -128,14 +134,18 @@ class AiohttpTransport:
         # trust_env makes aiohttp re-read the proxy variables and ~/.netrc on every request (1.5 ms of CPU
         # and about 3 ms of latency per call here), so it is on only when a proxy is configured.
         proxied = any(os.environ.get(name) for name in PROXY_VARIABLES)
-        self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, headers=self._headers, trust_env=proxied)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=self._timeout, headers=self._headers, trust_env=proxied
+        )
         return self._session
 
     async def post(self, base_url: str, path: str, body: dict[str, Any]) -> Any:
         aiohttp = self._aiohttp
         session = self._session or self._open()
         try:
-            async with session.post(base_url.rstrip("/") + path, data=json.dumps(body, ensure_ascii=False).encode()) as response:
+            async with session.post(
+                base_url.rstrip("/") + path, data=json.dumps(body, ensure_ascii=False).encode()
+            ) as response:
                 raw = await response.read()
                 status, retry_after = response.status, response.headers.get("retry-after")
         except self._timeout_error as exc:  # aiohttp's ServerTimeoutError is also a connection error: test it first
@@ -165,7 +175,9 @@ class OpenAIClientTransport:
         # (read from the module's namespace: the type checker only knows the installed release's name)
         base_client = vars(openai._base_client)
         self._httpx = base_client.get("httpx2") or base_client["httpx"]
-        self._clients = {url: openai.AsyncOpenAI(base_url=url, api_key=api_key, max_retries=0, timeout=timeout) for url in base_urls}
+        self._clients = {
+            url: openai.AsyncOpenAI(base_url=url, api_key=api_key, max_retries=0, timeout=timeout) for url in base_urls
+        }
         self._seconds = timeout
 
     async def post(self, base_url: str, path: str, body: dict[str, Any]) -> Any:
@@ -175,7 +187,9 @@ class OpenAIClientTransport:
         try:
             # The client's timeout bounds each phase (connect, each read), not the request; the deadline
             # around the call is the total, as aiohttp's ClientTimeout(total=...) is in the other transport.
-            response = await asyncio.wait_for(self._clients[base_url].post(path, body=body, cast_to=self._httpx.Response), self._seconds)
+            response = await asyncio.wait_for(
+                self._clients[base_url].post(path, body=body, cast_to=self._httpx.Response), self._seconds
+            )
         except asyncio.TimeoutError as exc:  # noqa: UP041 (not the builtin on Python 3.10)
             raise RequestTimeout(f"request timed out after {self._seconds:g} s") from exc
         except openai.APITimeoutError as exc:  # subclass of APIConnectionError: test it first
@@ -185,7 +199,11 @@ class OpenAIClientTransport:
             raise ConnectionFailed(f"cannot connect to the server: {type(cause).__name__}: {cause}") from exc
         except openai.APIStatusError as exc:
             # the body's own message, as the aiohttp transport reports it, not the client's "Error code: …" wrapping
-            raise StatusError(exc.status_code, _error_message(exc.response.content), _retry_after(exc.response.headers.get("retry-after"))) from exc
+            raise StatusError(
+                exc.status_code,
+                _error_message(exc.response.content),
+                _retry_after(exc.response.headers.get("retry-after")),
+            ) from exc
         return decode_json(response.content)
 
     async def aclose(self) -> None:
@@ -231,7 +249,13 @@ def _error_message(raw: bytes) -> str:
         data = None
     if isinstance(data, dict):
         error = data.get("error")
-        message = error.get("message") if isinstance(error, dict) else error if isinstance(error, str) else data.get("message")
+        message = (
+            error.get("message")
+            if isinstance(error, dict)
+            else error
+            if isinstance(error, str)
+            else data.get("message")
+        )
         if isinstance(message, str) and message:
             return _short(message)
     return _short(raw.decode("utf-8", "replace").strip() or "(empty body)")

@@ -46,7 +46,9 @@ def resolve_model_path(name: str) -> Path:
     if path.suffix == ".gguf" and path.is_file():
         return path
     known = ", ".join(sorted(EMBEDDED_MODELS))
-    raise BackendUnavailable(f"unknown llamacpp model {name!r}: use one of {known}, or a path to an existing .gguf file")
+    raise BackendUnavailable(
+        f"unknown llamacpp model {name!r}: use one of {known}, or a path to an existing .gguf file"
+    )
 
 
 class LlamaCppBackend(Backend):
@@ -81,7 +83,10 @@ class LlamaCppBackend(Backend):
 
     def _sampling(self, request: GenerationRequest) -> dict[str, Any]:
         d = request.decoding
-        kwargs: dict[str, Any] = {"max_tokens": d.max_tokens, "temperature": 0.0 if d.temperature is None else d.temperature}
+        kwargs: dict[str, Any] = {
+            "max_tokens": d.max_tokens,
+            "temperature": 0.0 if d.temperature is None else d.temperature,
+        }
         if d.top_p is not None:
             kwargs["top_p"] = d.top_p
         if request.seed is not None:
@@ -117,12 +122,21 @@ class LlamaCppBackend(Backend):
         llm = self._model()
         source = llm.metadata.get("tokenizer.chat_template")
         if not source:
-            raise CapabilityError(f"{self.model_path.name} carries no chat template, so a partial assistant turn cannot be rendered for prefill")
+            raise CapabilityError(
+                f"{self.model_path.name} carries no chat template, so a partial assistant turn cannot be rendered for prefill"
+            )
         bos_id, eos_id = llm.token_bos(), llm.token_eos()
         bos = llm._model.token_get_text(bos_id) if bos_id >= 0 else ""
         eos = llm._model.token_get_text(eos_id) if eos_id >= 0 else ""
         template_kwargs = request.decoding.extra.get("chat_template_kwargs") or {}
-        text = render_prefill_prompt(source, request.messages, request.prefill or "", bos_token=bos, eos_token=eos, template_kwargs=template_kwargs)
+        text = render_prefill_prompt(
+            source,
+            request.messages,
+            request.prefill or "",
+            bos_token=bos,
+            eos_token=eos,
+            template_kwargs=template_kwargs,
+        )
         tokens = list(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
         wants_bos = str(llm.metadata.get("tokenizer.ggml.add_bos_token", "false")).lower() == "true"
         if wants_bos and bos_id >= 0 and (not tokens or tokens[0] != bos_id):

@@ -34,7 +34,9 @@ class OpenAICompatBackend(Backend):
         try:
             __import__(spec.http_client)
         except ImportError as exc:
-            raise BackendUnavailable(f"the {spec.http_client} HTTP client is not installed ({exc}): pip install {spec.http_client}") from exc
+            raise BackendUnavailable(
+                f"the {spec.http_client} HTTP client is not installed ({exc}): pip install {spec.http_client}"
+            ) from exc
         self.base_urls = spec.base_urls or (os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",)
         for url in self.base_urls:  # the options check theirs; OPENAI_BASE_URL and profiles arrive here unchecked
             try:
@@ -61,7 +63,9 @@ class OpenAICompatBackend(Backend):
         """The transport and the next base URL, round-robin. The transport is made on first use: a run served from the cache opens none."""
         if self._transport is None:
             key = os.environ.get(self.spec.api_key_env) or NO_KEY
-            self._transport = make_transport(self.spec.http_client, api_key=key, timeout=self.spec.timeout, base_urls=tuple(self.base_urls))
+            self._transport = make_transport(
+                self.spec.http_client, api_key=key, timeout=self.spec.timeout, base_urls=tuple(self.base_urls)
+            )
         return self._transport, next(self._next)
 
     def request_body(self, request: GenerationRequest) -> dict[str, Any]:
@@ -142,7 +146,10 @@ def _usage(data: dict[str, Any]) -> Usage:
     """Token counts of an answer; servers that omit ``usage`` count as zero rather than failing the call."""
     raw = data.get("usage")
     usage: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    return {"prompt_tokens": int(usage.get("prompt_tokens") or 0), "completion_tokens": int(usage.get("completion_tokens") or 0)}
+    return {
+        "prompt_tokens": int(usage.get("prompt_tokens") or 0),
+        "completion_tokens": int(usage.get("completion_tokens") or 0),
+    }
 
 
 def reasoning_text(value: Any) -> str | None:

@@ -75,13 +75,21 @@ def visible_gpus(env: Mapping[str, str]) -> list[str] | None:
     if smi is None:
         return None
     try:
-        out = subprocess.run([smi, "--query-gpu=index", "--format=csv,noheader"], capture_output=True, text=True, timeout=30, check=True).stdout
+        out = subprocess.run(
+            [smi, "--query-gpu=index", "--format=csv,noheader"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
-def pin_gpus(worker_index: int, gpus_per_worker: int = 1, env: MutableMapping[str, str] | None = None, *, available: Sequence[str] | None = None) -> list[str]:
+def pin_gpus(
+    worker_index: int,
+    gpus_per_worker: int = 1,
+    env: MutableMapping[str, str] | None = None,
+    *,
+    available: Sequence[str] | None = None,
+) -> list[str]:
     """Give worker ``worker_index`` its own ``gpus_per_worker`` GPUs by setting ``CUDA_VISIBLE_DEVICES``.
 
     Worker i gets GPUs ``[i*K, (i+1)*K)`` of the visible ones (``available``, else
@@ -116,7 +124,9 @@ def _refuse_if_cuda_started() -> None:
     torch = sys.modules.get("torch")
     cuda = getattr(torch, "cuda", None)
     if cuda is not None and getattr(cuda, "is_initialized", lambda: False)():
-        raise ConfigError("CUDA is already initialised in this process, so CUDA_VISIBLE_DEVICES can no longer pin GPUs; pin before importing vLLM/torch")
+        raise ConfigError(
+            "CUDA is already initialised in this process, so CUDA_VISIBLE_DEVICES can no longer pin GPUs; pin before importing vLLM/torch"
+        )
 
 
 # =============================================================================================== batching
@@ -133,7 +143,13 @@ class MicroBatcher(Generic[R, C]):
     alone, so one bad prompt fails only its own case.
     """
 
-    def __init__(self, run_batch: Callable[[Sequence[R]], Sequence[C]], executor: Executor, max_batch: int = MAX_BATCH, window: float = BATCH_WINDOW_S):
+    def __init__(
+        self,
+        run_batch: Callable[[Sequence[R]], Sequence[C]],
+        executor: Executor,
+        max_batch: int = MAX_BATCH,
+        window: float = BATCH_WINDOW_S,
+    ):
         self.run_batch = run_batch
         self.executor = executor
         self.max_batch = max_batch
@@ -208,7 +224,9 @@ class VLLMEngineBackend(Backend):
         if importlib.util.find_spec("vllm") is None:
             raise BackendUnavailable(f"the vllm provider needs vLLM (and a CUDA GPU): {INSTALL_HINT}")
         self.prefill_template = prefill_template or spec.option("prefill_template") or SERVER_TEMPLATE
-        self._template_source = None if self.prefill_template == SERVER_TEMPLATE else load_template(self.prefill_template)
+        self._template_source = (
+            None if self.prefill_template == SERVER_TEMPLATE else load_template(self.prefill_template)
+        )
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self.engine_kwargs = dict(engine_kwargs or json.loads(spec.option("engine_args") or "{}"))
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="specbench-vllm")
@@ -255,7 +273,13 @@ class VLLMEngineBackend(Backend):
         fields: dict[str, Any] = {}
         defaults = llm.get_default_sampling_params() if hasattr(llm, "get_default_sampling_params") else None
         if defaults is not None:
-            fields.update({k: getattr(defaults, k) for k in ("temperature", "top_p", "top_k", "min_p", "repetition_penalty") if hasattr(defaults, k)})
+            fields.update(
+                {
+                    k: getattr(defaults, k)
+                    for k in ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
+                    if hasattr(defaults, k)
+                }
+            )
         fields["max_tokens"] = d.max_tokens or INSTRUCT_MAX_TOKENS  # SamplingParams defaults to 16
         if d.temperature is not None:
             fields["temperature"] = d.temperature

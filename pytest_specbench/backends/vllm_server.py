@@ -49,9 +49,23 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 #: Environment variable that overrides :data:`DEFAULT_BASE_URL`.
 ENV_BASE_URL = "SPECBENCH_VLLM_BASE_URL"
 #: Fields vLLM removed (0.12) and now ignores without an error: sending one is always a mistake.
-REMOVED_FIELDS = ("guided_json", "guided_regex", "guided_choice", "guided_grammar", "guided_decoding_backend", "guided_whitespace_pattern")
+REMOVED_FIELDS = (
+    "guided_json",
+    "guided_regex",
+    "guided_choice",
+    "guided_grammar",
+    "guided_decoding_backend",
+    "guided_whitespace_pattern",
+)
 #: Chat-only request fields that ``/v1/completions`` rejects.
-CHAT_ONLY_FIELDS = ("chat_template_kwargs", "chat_template", "continue_final_message", "add_generation_prompt", "documents", "return_prompt_text")
+CHAT_ONLY_FIELDS = (
+    "chat_template_kwargs",
+    "chat_template",
+    "continue_final_message",
+    "add_generation_prompt",
+    "documents",
+    "return_prompt_text",
+)
 
 
 class VLLMServerBackend(OpenAICompatBackend):
@@ -64,13 +78,21 @@ class VLLMServerBackend(OpenAICompatBackend):
     #: vLLM batches whatever is in flight; more concurrent requests mean larger batches.
     default_concurrency = 32
 
-    def __init__(self, spec: BackendSpec, *, prefill_template: str | None = None, chat_template_kwargs: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        spec: BackendSpec,
+        *,
+        prefill_template: str | None = None,
+        chat_template_kwargs: Mapping[str, Any] | None = None,
+    ):
         if not spec.base_urls:
             spec = replace(spec, base_urls=(os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL,))
         super().__init__(spec)
         self.prefill_template = prefill_template or spec.option("prefill_template") or guess_prefill_template(spec.name)
         # Read the template now, so a bad name or path fails at setup rather than at the first case.
-        self._template_source = None if self.prefill_template == SERVER_TEMPLATE else load_template(self.prefill_template)
+        self._template_source = (
+            None if self.prefill_template == SERVER_TEMPLATE else load_template(self.prefill_template)
+        )
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
 
     # ------------------------------------------------------------------------------------ request bodies
@@ -103,7 +125,9 @@ class VLLMServerBackend(OpenAICompatBackend):
         """The ``/v1/completions`` body for a prefilled request rendered on our side."""
         self._refuse_removed(request)
         assert self._template_source is not None and request.prefill is not None
-        prompt = render_prefill_prompt(self._template_source, request.messages, request.prefill, template_kwargs=self._template_kwargs(request))
+        prompt = render_prefill_prompt(
+            self._template_source, request.messages, request.prefill, template_kwargs=self._template_kwargs(request)
+        )
         # Sampling fields exactly as a chat request would carry them; then swap messages for the prompt.
         chat = super().request_body(replace(request, prefill=None, json_schema=None))
         body: dict[str, Any] = {k: v for k, v in chat.items() if k != "messages" and k not in CHAT_ONLY_FIELDS}

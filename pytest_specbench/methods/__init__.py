@@ -31,7 +31,18 @@ and one module per family: :mod:`.base`, :mod:`.thinking`, :mod:`.align3`, :mod:
 
 from __future__ import annotations
 
-from .core import THINK_CLOSE, THINK_OPEN, Method, MethodContext, MethodResult, Selector, Selectors, Step, continue_split, split_thinking
+from .core import (
+    THINK_CLOSE,
+    THINK_OPEN,
+    Method,
+    MethodContext,
+    MethodResult,
+    Selector,
+    Selectors,
+    Step,
+    continue_split,
+    split_thinking,
+)
 from .options import OptionSpec, parse_method_option, resolve_options
 from .prompts import align3_passages, spec_block, vanilla_messages
 from .registry import (

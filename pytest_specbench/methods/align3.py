@@ -20,8 +20,18 @@ from .prompts import ALIGN3_STEPS, align3_passages, vanilla_messages
 from .registry import MethodRegistry, require_capability
 
 ALIGN3_OPTIONS: dict[str, OptionSpec] = {
-    "mode": OptionSpec("auto", "choice", "prefill (thinking intervention), chat (multi-turn adaptation) or auto (prefill where the backend can)", choices=("auto", "prefill", "chat")),
-    "steps": OptionSpec(ALIGN3_STEPS, "subset", "interventions to keep, comma-separated subset of behavioral,safety,audit (the ablation of the paper's Table 4)", choices=ALIGN3_STEPS),
+    "mode": OptionSpec(
+        "auto",
+        "choice",
+        "prefill (thinking intervention), chat (multi-turn adaptation) or auto (prefill where the backend can)",
+        choices=("auto", "prefill", "chat"),
+    ),
+    "steps": OptionSpec(
+        ALIGN3_STEPS,
+        "subset",
+        "interventions to keep, comma-separated subset of behavioral,safety,audit (the ablation of the paper's Table 4)",
+        choices=ALIGN3_STEPS,
+    ),
 }
 
 
@@ -72,7 +82,9 @@ async def _align3_prefill(case: Case, ctx: MethodContext, steps_on: Sequence[str
     messages = vanilla_messages(case, ctx.prompt_field)
     steps: list[Step] = []
     # (stage name, passage written before that call); the call after the behavioral passage, or a free start
-    plan: list[tuple[str, str]] = [("align3.behavioral", passages["behavioral"]) if "behavioral" in passages else ("align3.think", "")]
+    plan: list[tuple[str, str]] = [
+        ("align3.behavioral", passages["behavioral"]) if "behavioral" in passages else ("align3.think", "")
+    ]
     plan += [(f"align3.{step}", passages[step]) for step in ("safety", "audit") if step in passages]
     prefill = THINK_OPEN + "\n"
     for stage, passage in plan[:-1]:  # each runs until the model would close its thinking

@@ -101,9 +101,20 @@ class MethodContext:
 
     async def call(self, stage: str, messages: list[dict[str, str]], steps: list[Step], **kw: Any) -> Completion:
         start = time.perf_counter()
-        completion = await self.backend.generate(GenerationRequest(messages=tuple(messages), decoding=self.decoding, **kw))
+        completion = await self.backend.generate(
+            GenerationRequest(messages=tuple(messages), decoding=self.decoding, **kw)
+        )
         elapsed = time.perf_counter() - start
-        steps.append(Step(stage, completion.completion_tokens, completion.prompt_tokens, completion.finish_reason, completion.attempts, round(elapsed, 4)))
+        steps.append(
+            Step(
+                stage,
+                completion.completion_tokens,
+                completion.prompt_tokens,
+                completion.finish_reason,
+                completion.attempts,
+                round(elapsed, 4),
+            )
+        )
         return completion
 
 

@@ -39,7 +39,9 @@ class OptionSpec:
 
     def parse(self, method: str, key: str, value: Any) -> Any:
         where = f"{method}.{key}"
-        if value is None or (self.optional and isinstance(value, str) and value.strip().lower() in ("", "auto", "none")):
+        if value is None or (
+            self.optional and isinstance(value, str) and value.strip().lower() in ("", "auto", "none")
+        ):
             if self.optional:
                 return None
             raise ConfigError(f"{where} needs a value")
@@ -74,13 +76,18 @@ class OptionSpec:
             raise ConfigError(f"{where} must be at most {self.maximum:g}, got {value!r}")
         return number
 
-
     def _subset(self, where: str, value: Any) -> tuple[str, ...]:
-        items = [str(v).strip() for v in value] if isinstance(value, (list, tuple)) else [v.strip() for v in str(value).replace("+", ",").split(",")]
+        items = (
+            [str(v).strip() for v in value]
+            if isinstance(value, (list, tuple))
+            else [v.strip() for v in str(value).replace("+", ",").split(",")]
+        )
         items = [v for v in items if v]
         unknown = [v for v in items if v not in self.choices]
         if unknown or not items:
-            raise ConfigError(f"{where} takes one or more of {', '.join(self.choices)} (comma-separated), got {value!r}")
+            raise ConfigError(
+                f"{where} takes one or more of {', '.join(self.choices)} (comma-separated), got {value!r}"
+            )
         return tuple(c for c in self.choices if c in items)
 
 
@@ -96,7 +103,9 @@ def resolve_options(method: str, table: OptionTable, given: Mapping[str, Any]) -
     unknown = sorted(set(given) - set(table))
     if unknown:
         valid = ", ".join(sorted(table)) or "none"
-        raise ConfigError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(f'{method}.{k}' for k in unknown)}; valid options of {method}: {valid}")
+        raise ConfigError(
+            f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(f'{method}.{k}' for k in unknown)}; valid options of {method}: {valid}"
+        )
     resolved = {key: spec.default for key, spec in table.items()}
     for key, value in given.items():
         resolved[key] = table[key].parse(method, key, value)

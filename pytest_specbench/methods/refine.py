@@ -5,7 +5,14 @@ from __future__ import annotations
 from ..suite import Case
 from .core import MethodContext, MethodResult, Step, split_thinking
 from .options import OptionSpec, resolve_options
-from .prompts import REFINE_FEEDBACK_SYSTEM, REFINE_FEEDBACK_USER, REFINE_REWRITE_SYSTEM, REFINE_REWRITE_USER, reviewer_system, vanilla_messages
+from .prompts import (
+    REFINE_FEEDBACK_SYSTEM,
+    REFINE_FEEDBACK_USER,
+    REFINE_REWRITE_SYSTEM,
+    REFINE_REWRITE_USER,
+    reviewer_system,
+    vanilla_messages,
+)
 from .registry import MethodRegistry
 
 SELF_REFINE_OPTIONS: dict[str, OptionSpec] = {
@@ -30,17 +37,24 @@ async def self_refine(case: Case, ctx: MethodContext) -> MethodResult:
     for _ in range(opts["iterations"]):
         fb = await ctx.call(
             "self_refine.feedback",
-            [{"role": "system", "content": feedback_system}, {"role": "user", "content": REFINE_FEEDBACK_USER.format(answer=answer)}],
+            [
+                {"role": "system", "content": feedback_system},
+                {"role": "user", "content": REFINE_FEEDBACK_USER.format(answer=answer)},
+            ],
             steps,
         )
         _, feedback = split_thinking(fb)
         rounds.append((answer, feedback))
         history = "\n".join(
-            f"<answer {n}>\n{a}\n</answer {n}>\n<feedback {n}>\n{f}\n</feedback {n}>" for n, (a, f) in enumerate(rounds[-opts["history"] :], 1)
+            f"<answer {n}>\n{a}\n</answer {n}>\n<feedback {n}>\n{f}\n</feedback {n}>"
+            for n, (a, f) in enumerate(rounds[-opts["history"] :], 1)
         )
         rewrite = await ctx.call(
             "self_refine.rewrite",
-            [{"role": "system", "content": rewrite_system}, {"role": "user", "content": REFINE_REWRITE_USER.format(history=history)}],
+            [
+                {"role": "system", "content": rewrite_system},
+                {"role": "user", "content": REFINE_REWRITE_USER.format(history=history)},
+            ],
             steps,
         )
         _, answer = split_thinking(rewrite)

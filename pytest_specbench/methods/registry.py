@@ -107,8 +107,12 @@ class MethodRegistry:
         if not callable(needs):
             unknown = sorted(set(needs) - set(BACKEND_NEEDS) - RUN_NEEDS)
             if unknown:
-                raise ConfigError(f"method {name!r} declares unknown needs {', '.join(unknown)}; known: {', '.join(sorted({*BACKEND_NEEDS, *RUN_NEEDS}))}")
-        self._methods[name] = MethodInfo(name, method, dict(options or {}), needs if callable(needs) else tuple(needs), check, settle, label)
+                raise ConfigError(
+                    f"method {name!r} declares unknown needs {', '.join(unknown)}; known: {', '.join(sorted({*BACKEND_NEEDS, *RUN_NEEDS}))}"
+                )
+        self._methods[name] = MethodInfo(
+            name, method, dict(options or {}), needs if callable(needs) else tuple(needs), check, settle, label
+        )
 
     @property
     def names(self) -> list[str]:
@@ -127,7 +131,10 @@ class MethodRegistry:
         return self.info(name).resolve(given, complete=complete)
 
     def run_options(
-        self, run_methods: Collection[str], given: Mapping[str, Mapping[str, Any]], capabilities: Collection[str] | None = None
+        self,
+        run_methods: Collection[str],
+        given: Mapping[str, Mapping[str, Any]],
+        capabilities: Collection[str] | None = None,
     ) -> dict[str, dict[str, Any]]:
         """Resolved options of every method that runs or was given options (a typo in either is an error).
 
@@ -137,7 +144,9 @@ class MethodRegistry:
         for name in sorted({*run_methods, *given}):
             info = self.info(name)
             options = info.resolve(given.get(name, {}), complete=name in run_methods)
-            out[name] = info.settled(options, capabilities) if capabilities is not None and name in run_methods else options
+            out[name] = (
+                info.settled(options, capabilities) if capabilities is not None and name in run_methods else options
+            )
         return out
 
     def label(self, name: str, options: Mapping[str, Any]) -> str:
@@ -171,7 +180,9 @@ def require_capability(method: str, need: str, backend: Backend) -> None:
     flag, words = BACKEND_NEEDS[need]
     if not getattr(backend, flag, False):
         able = ", ".join(capable_providers(flag)) or "none built in"
-        raise CapabilityError(f"{method} {words}, which the {backend.label} backend cannot do; use a provider whose backend can: {able}")
+        raise CapabilityError(
+            f"{method} {words}, which the {backend.label} backend cannot do; use a provider whose backend can: {able}"
+        )
 
 
 @cache
@@ -196,12 +207,16 @@ def builtin_registry() -> MethodRegistry:
     return MethodRegistry()
 
 
-def validate_method_options(name: str, options: Mapping[str, Any], registry: MethodRegistry | None = None) -> dict[str, Any]:
+def validate_method_options(
+    name: str, options: Mapping[str, Any], registry: MethodRegistry | None = None
+) -> dict[str, Any]:
     """Every option of method ``name`` with defaults filled in (built-ins unless a registry is given)."""
     return (registry or builtin_registry()).resolve_options(name, options)
 
 
-def check_method_backend(method: str, backend: Backend, options: Mapping[str, Any] | None = None, registry: MethodRegistry | None = None) -> None:
+def check_method_backend(
+    method: str, backend: Backend, options: Mapping[str, Any] | None = None, registry: MethodRegistry | None = None
+) -> None:
     """:meth:`MethodRegistry.check_backend` on ``registry`` (default: the built-ins)."""
     (registry or builtin_registry()).check_backend(method, backend, options)
 

@@ -48,7 +48,12 @@ class RewardModelClient(OpenAICompatBackend):
         """A client for the server at ``url`` (its root; a trailing ``/v1`` is dropped), with the run's connection settings."""
         root = url.rstrip("/").removesuffix("/v1")
         spec = BackendSpec(
-            "reward", model or "", base_urls=(root,), timeout=connection.timeout, max_retries=connection.max_retries, http_client=connection.http_client
+            "reward",
+            model or "",
+            base_urls=(root,),
+            timeout=connection.timeout,
+            max_retries=connection.max_retries,
+            http_client=connection.http_client,
         )
         return cls(spec, route)
 
@@ -73,7 +78,9 @@ class RewardModelClient(OpenAICompatBackend):
 
         def decide(exc: BaseException) -> RetryDecision:
             decision = self.retry_decision(exc)
-            return dataclasses.replace(decision, reason=f"reward model at {self.base_urls[0]}{path} did not answer: {decision.reason}")
+            return dataclasses.replace(
+                decision, reason=f"reward model at {self.base_urls[0]}{path} did not answer: {decision.reason}"
+            )
 
         value, _ = await self.retry_policy.run(once, decide)
         return value

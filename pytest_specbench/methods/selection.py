@@ -18,7 +18,14 @@ from ..errors import ConfigError, JudgeError, RequestFailed
 from ..suite import Case
 from .core import MethodContext, MethodResult, Selector, Step, split_thinking
 from .options import OptionSpec, resolve_options
-from .prompts import TPO_GRADIENT_USER, TPO_LOSS_SYSTEM, TPO_LOSS_USER, TPO_UPDATE_SUFFIX, reviewer_system, vanilla_messages
+from .prompts import (
+    TPO_GRADIENT_USER,
+    TPO_LOSS_SYSTEM,
+    TPO_LOSS_USER,
+    TPO_UPDATE_SUFFIX,
+    reviewer_system,
+    vanilla_messages,
+)
 from .registry import MethodRegistry
 from .reward import RewardModelClient
 
@@ -38,12 +45,40 @@ def scorer_options() -> dict[str, OptionSpec]:
             choices=SCORERS,
             optional=True,
         ),
-        "temperature": OptionSpec(None, "float", f"sampling temperature of the draws (auto: the run's if above 0, else {DEFAULT_SAMPLING_TEMPERATURE})", minimum=0.0, optional=True),
-        "reward_url": OptionSpec(None, "text", "root URL of a `vllm serve RM --runner pooling --convert classify` server (scorer=reward)", optional=True),
-        "reward_model": OptionSpec(None, "text", "model name the reward server serves (default: the one it serves)", optional=True),
-        "reward_route": OptionSpec("classify", "choice", "classify (probability of the last class) or pooling (last pooled value)", choices=("classify", "pooling")),
-        "judge": OptionSpec(None, "text", "selector judge for scorer=judge, PROVIDER/NAME or a profile (default: the run's grading judge)", optional=True),
-        "judge_base_url": OptionSpec(None, "text", "base URL(s) of the selector judge's server, comma-separated (default: the provider's)", optional=True),
+        "temperature": OptionSpec(
+            None,
+            "float",
+            f"sampling temperature of the draws (auto: the run's if above 0, else {DEFAULT_SAMPLING_TEMPERATURE})",
+            minimum=0.0,
+            optional=True,
+        ),
+        "reward_url": OptionSpec(
+            None,
+            "text",
+            "root URL of a `vllm serve RM --runner pooling --convert classify` server (scorer=reward)",
+            optional=True,
+        ),
+        "reward_model": OptionSpec(
+            None, "text", "model name the reward server serves (default: the one it serves)", optional=True
+        ),
+        "reward_route": OptionSpec(
+            "classify",
+            "choice",
+            "classify (probability of the last class) or pooling (last pooled value)",
+            choices=("classify", "pooling"),
+        ),
+        "judge": OptionSpec(
+            None,
+            "text",
+            "selector judge for scorer=judge, PROVIDER/NAME or a profile (default: the run's grading judge)",
+            optional=True,
+        ),
+        "judge_base_url": OptionSpec(
+            None,
+            "text",
+            "base URL(s) of the selector judge's server, comma-separated (default: the provider's)",
+            optional=True,
+        ),
     }
 
 
@@ -70,7 +105,9 @@ def check_scorer(name: str, options: Mapping[str, Any]) -> None:
         )
     if scorer == "reward":
         if not options.get("reward_url"):
-            raise ConfigError(f"{name}.scorer=reward needs {name}.reward_url (the root URL of a vLLM server running the reward model)")
+            raise ConfigError(
+                f"{name}.scorer=reward needs {name}.reward_url (the root URL of a vLLM server running the reward model)"
+            )
         stray = [k for k in ("judge", "judge_base_url") if options.get(k)]
     else:
         stray = [k for k in ("reward_url", "reward_model") if options.get(k)]
@@ -99,7 +136,12 @@ class SelectorPool:
     and HTTP client from ``connection``, the run's own settings.
     """
 
-    def __init__(self, connection: BackendSpec, grader: Selector | None = None, make_judge: Callable[[str, tuple[str, ...]], Selector] | None = None):
+    def __init__(
+        self,
+        connection: BackendSpec,
+        grader: Selector | None = None,
+        make_judge: Callable[[str, tuple[str, ...]], Selector] | None = None,
+    ):
         self.connection = connection
         self.grader = grader
         self.make_judge = make_judge
@@ -115,12 +157,16 @@ class SelectorPool:
     def judge(self, ref: str | None, base_urls: tuple[str, ...] = ()) -> Selector:
         if ref is None:
             if self.grader is None:
-                raise ConfigError("ranking with the run's judge needs a run with a judge; name a selector judge (judge=PROVIDER/NAME) or use scorer=reward")
+                raise ConfigError(
+                    "ranking with the run's judge needs a run with a judge; name a selector judge (judge=PROVIDER/NAME) or use scorer=reward"
+                )
             return self.grader
         key = (ref, base_urls)
         if key not in self._judges:
             if self.make_judge is None:
-                raise ConfigError(f"a selector judge ({ref}) is built by the pytest run; outside it, pass score_response or use scorer=reward")
+                raise ConfigError(
+                    f"a selector judge ({ref}) is built by the pytest run; outside it, pass score_response or use scorer=reward"
+                )
             self._judges[key] = self.make_judge(ref, base_urls)
         return self._judges[key]
 
@@ -174,7 +220,9 @@ class Candidate:
         return (score, -self.completion_tokens, -self.index)
 
 
-async def rate(scorer: Callable[[Case, str], Awaitable[float | None]], case: Case, candidates: Sequence[Candidate]) -> list[Candidate]:
+async def rate(
+    scorer: Callable[[Case, str], Awaitable[float | None]], case: Case, candidates: Sequence[Candidate]
+) -> list[Candidate]:
     """Score every non-empty candidate concurrently.
 
     An unreadable verdict leaves that candidate unscored (it can still win only if nothing was scored).
@@ -202,7 +250,9 @@ async def rate(scorer: Callable[[Case, str], Awaitable[float | None]], case: Cas
     return rated
 
 
-async def draw(ctx: MethodContext, stage: str, messages: list[dict[str, str]], steps: list[Step], first_index: int, count: int) -> list[Candidate]:
+async def draw(
+    ctx: MethodContext, stage: str, messages: list[dict[str, str]], steps: list[Step], first_index: int, count: int
+) -> list[Candidate]:
     """``count`` independent samples; ``sample`` offsets the seed and keeps cache keys apart."""
 
     async def one(i: int) -> tuple[Candidate, Step]:
@@ -244,7 +294,9 @@ async def best_of_n(case: Case, ctx: MethodContext) -> MethodResult:
     async with selector_for("best_of_n", ctx, opts) as selector:
         sampling = sampling_context(ctx, opts["temperature"])
         steps: list[Step] = []
-        candidates = await draw(sampling, "best_of_n.sample", vanilla_messages(case, ctx.prompt_field), steps, 0, opts["n"])
+        candidates = await draw(
+            sampling, "best_of_n.sample", vanilla_messages(case, ctx.prompt_field), steps, 0, opts["n"]
+        )
         chosen = best(await rate(selector.score, case, candidates))
     return MethodResult(chosen.response, chosen.thought, tuple(steps), selector.label, selector.is_grader)
 
@@ -275,16 +327,27 @@ async def _tpo(case: Case, ctx: MethodContext, opts: Mapping[str, Any], selector
         top, bottom = best(pool), worst(pool)
         loss_messages = [
             {"role": "system", "content": loss_system},
-            {"role": "user", "content": TPO_LOSS_USER.format(best=top.response, worst=bottom.response, best_score=_fmt(top.score), worst_score=_fmt(bottom.score))},
+            {
+                "role": "user",
+                "content": TPO_LOSS_USER.format(
+                    best=top.response, worst=bottom.response, best_score=_fmt(top.score), worst_score=_fmt(bottom.score)
+                ),
+            },
         ]
         loss_completion = await ctx.call("tpo.loss", loss_messages, steps)
         _, loss = split_thinking(loss_completion)
-        gradient_messages = loss_messages + [{"role": "assistant", "content": loss}, {"role": "user", "content": TPO_GRADIENT_USER.format(loss=loss)}]
+        gradient_messages = loss_messages + [
+            {"role": "assistant", "content": loss},
+            {"role": "user", "content": TPO_GRADIENT_USER.format(loss=loss)},
+        ]
         gradient_completion = await ctx.call("tpo.gradient", gradient_messages, steps)
         _, instructions = split_thinking(gradient_completion)
         trace.append(f"round {round_no} loss:\n{loss}\n\nround {round_no} instructions:\n{instructions}")
         update = [dict(m) for m in base]
-        update[-1] = {"role": "user", "content": update[-1]["content"] + TPO_UPDATE_SUFFIX.format(best=top.response, instructions=instructions)}
+        update[-1] = {
+            "role": "user",
+            "content": update[-1]["content"] + TPO_UPDATE_SUFFIX.format(best=top.response, instructions=instructions),
+        }
         fresh = await draw(sampling, "tpo.sample", update, steps, round_no * n, n)
         pool += await rate(scorer, case, fresh)
     chosen = best(pool)

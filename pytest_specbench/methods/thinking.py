@@ -15,7 +15,9 @@ from .prompts import ZERO_THINK_PREFILL, vanilla_messages
 from .registry import MethodRegistry, require_capability
 
 MORE_THINK_OPTIONS: dict[str, OptionSpec] = {
-    "cycles": OptionSpec(3, "int", "thinking cycles; every cycle but the last ends in the continuation word", minimum=1),
+    "cycles": OptionSpec(
+        3, "int", "thinking cycles; every cycle but the last ends in the continuation word", minimum=1
+    ),
     "continuation": OptionSpec("Wait", "text", "word that replaces </think> to make the model think again"),
 }
 
@@ -25,7 +27,9 @@ async def zero_think(case: Case, ctx: MethodContext) -> MethodResult:
     resolve_options("zero_think", {}, ctx.options)
     require_capability("zero_think", "prefill", ctx.backend)
     steps: list[Step] = []
-    completion = await ctx.call("zero_think.answer", vanilla_messages(case, ctx.prompt_field), steps, prefill=ZERO_THINK_PREFILL)
+    completion = await ctx.call(
+        "zero_think.answer", vanilla_messages(case, ctx.prompt_field), steps, prefill=ZERO_THINK_PREFILL
+    )
     thought, response = continue_split("", completion.text)
     return MethodResult(response, thought, tuple(steps))
 

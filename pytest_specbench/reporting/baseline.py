@@ -116,9 +116,15 @@ class CaseChange:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "group": self.group, "baseline_group": self.baseline_group, "scenario": self.scenario,
-            "case_id": self.case_id, "nodeid": self.nodeid, "flips": [f.to_dict() for f in self.flips],
-            "worse": self.worse, "s_before": self.s_before, "s_after": self.s_after,
+            "group": self.group,
+            "baseline_group": self.baseline_group,
+            "scenario": self.scenario,
+            "case_id": self.case_id,
+            "nodeid": self.nodeid,
+            "flips": [f.to_dict() for f in self.flips],
+            "worse": self.worse,
+            "s_before": self.s_before,
+            "s_after": self.s_after,
         }
 
 
@@ -144,8 +150,13 @@ class ScenarioDelta:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "group": self.group, "baseline_group": self.baseline_group, "scenario": self.scenario, "n": self.n,
-            "sar_before": self.sar_before, "sar_after": self.sar_after, "delta": self.delta,
+            "group": self.group,
+            "baseline_group": self.baseline_group,
+            "scenario": self.scenario,
+            "n": self.n,
+            "sar_before": self.sar_before,
+            "sar_after": self.sar_after,
+            "delta": self.delta,
             "interval": None if self.interval is None else self.interval.to_dict(),
         }
 
@@ -225,7 +236,9 @@ def _validate(report: Any, where: str) -> None:
             raise BaselineError(f"baseline {where}: case {i} lacks {', '.join(missing)}")
         problem = _case_problem(c)
         if problem is not None:
-            raise BaselineError(f"baseline {where}: case {i} ({c.get('scenario')}::{c.get('case_id')}) {problem}; is it a report written by --specbench-report?")
+            raise BaselineError(
+                f"baseline {where}: case {i} ({c.get('scenario')}::{c.get('case_id')}) {problem}; is it a report written by --specbench-report?"
+            )
 
 
 _LABELS = ("YES", "NO", "NA")
@@ -294,7 +307,9 @@ class Baseline:
         self.settings: Mapping[str, Any] = report.get("settings") or {}
         self.records: list[Mapping[str, Any]] = list(report["cases"])
         self.groups: list[str] = list(dict.fromkeys(str(r["group"]) for r in self.records))
-        self._index: dict[tuple[str, str, str], Mapping[str, Any]] = {(str(r["group"]), *_key(r)): r for r in self.records}
+        self._index: dict[tuple[str, str, str], Mapping[str, Any]] = {
+            (str(r["group"]), *_key(r)): r for r in self.records
+        }
         self.spec_ids = spec_ids_by_scenario(self.records)
 
     @classmethod
@@ -322,6 +337,7 @@ class Baseline:
         now = {(str(s), str(c)) for s, c in cases}
         before = {_key(r) for r in self.records}
         if not now & before:
+
             def scen(keys: set[CaseKey]) -> str:
                 return ", ".join(sorted({s for s, _ in keys})) or "none"
 
@@ -333,8 +349,17 @@ class Baseline:
             mine, theirs = frozenset(map(str, ids)), self.spec_ids.get(str(scenario))
             if mine and theirs is not None and mine != theirs:
                 gone, new = sorted(theirs - mine), sorted(mine - theirs)
-                detail = "; ".join(p for p in (f"only in baseline: {', '.join(gone)}" if gone else "", f"only now: {', '.join(new)}" if new else "") if p)
-                raise BaselineError(f"baseline {self.source} is from another suite: scenario {scenario} has other spec ids ({detail})")
+                detail = "; ".join(
+                    p
+                    for p in (
+                        f"only in baseline: {', '.join(gone)}" if gone else "",
+                        f"only now: {', '.join(new)}" if new else "",
+                    )
+                    if p
+                )
+                raise BaselineError(
+                    f"baseline {self.source} is from another suite: scenario {scenario} has other spec ids ({detail})"
+                )
 
     def change(self, record: Mapping[str, Any]) -> CaseChange | None:
         """How one current case differs from its baseline record; None when absent there or unchanged."""
@@ -350,7 +375,9 @@ class Baseline:
         s_before, s_after = (None if (v := case_values(r)) is None else v[0] for r in (before, record))
         if not flips and s_before == s_after:
             return None
-        return CaseChange(str(record["group"]), str(before["group"]), *_key(record), record.get("nodeid"), flips, s_before, s_after)
+        return CaseChange(
+            str(record["group"]), str(before["group"]), *_key(record), record.get("nodeid"), flips, s_before, s_after
+        )
 
     def compare(
         self,
@@ -379,9 +406,19 @@ class Baseline:
             theirs = [r for r in theirs if _key(r) in common]
             for scenario in [*scenarios, ALL] if len(scenarios) > 1 else scenarios:
                 now_part, old_part = in_scenario(mine, scenario), in_scenario(theirs, scenario)
-                iv, _ = paired_delta(old_part, now_part, resamples=resamples, level=level, seed=cell_seed(seed, "baseline", group, scenario))
+                iv, _ = paired_delta(
+                    old_part,
+                    now_part,
+                    resamples=resamples,
+                    level=level,
+                    seed=cell_seed(seed, "baseline", group, scenario),
+                )
                 both = _scored_keys(now_part) & _scored_keys(old_part)
-                deltas.append(ScenarioDelta(group, old_group, scenario, len(both), _mean_s(old_part, both), _mean_s(now_part, both), iv))
+                deltas.append(
+                    ScenarioDelta(
+                        group, old_group, scenario, len(both), _mean_s(old_part, both), _mean_s(now_part, both), iv
+                    )
+                )
         now_keys = {(self.match_group(str(r["group"])), *_key(r)) for r in records}
         paired_groups = {self.match_group(g) for g in groups} - {None}
         only_before = sum(1 for k in self._index if k[0] in paired_groups and k not in now_keys)

@@ -39,7 +39,18 @@ LABEL_COLORS = {"YES": "#3a8a4f", "NA": "#b9bec6", "NO": "#c8423b"}
 SPLIT_ORDER = ("unsafe", "safe", "all")
 # Below this many paired cases a bootstrap interval is too coarse to call a difference real.
 MIN_CASES_FOR_CLAIM = 10
-_PALETTE = ("#1f6fb4", "#e07b28", "#3a9a4a", "#c43d3d", "#8a62b8", "#8c5a4b", "#d26cb4", "#6f6f6f", "#b5b42e", "#27b3c4")
+_PALETTE = (
+    "#1f6fb4",
+    "#e07b28",
+    "#3a9a4a",
+    "#c43d3d",
+    "#8a62b8",
+    "#8c5a4b",
+    "#d26cb4",
+    "#6f6f6f",
+    "#b5b42e",
+    "#27b3c4",
+)
 
 
 def _e(value: Any) -> str:
@@ -91,17 +102,31 @@ def scatter_figure(cells: Sequence[CellIntervals], groups: Sequence[str]) -> Fig
             continue
         sx, by = cell.safety, cell.behavioral
         ax.errorbar(
-            100 * sx.point, 100 * by.point,
+            100 * sx.point,
+            100 * by.point,
             xerr=[[100 * (sx.point - sx.low)], [100 * (sx.high - sx.point)]],
             yerr=[[100 * (by.point - by.low)], [100 * (by.high - by.point)]],
-            fmt="o", ms=8, color=_color(i), ecolor=_color(i), elinewidth=1.2, capsize=3, alpha=0.9, label=_mpl(group),
+            fmt="o",
+            ms=8,
+            color=_color(i),
+            ecolor=_color(i),
+            elinewidth=1.2,
+            capsize=3,
+            alpha=0.9,
+            label=_mpl(group),
         )
         xs += [100 * sx.low, 100 * sx.high]
         ys += [100 * by.low, 100 * by.high]
     if xs:
         ax.set_xlim(max(0.0, min(xs) - 5), min(100.0, max(xs) + 5))
         ax.set_ylim(max(0.0, min(ys) - 5), min(100.0, max(ys) + 5))
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1 if len(groups) > 3 else len(groups), frameon=False, fontsize=8)
+        ax.legend(
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.16),
+            ncol=1 if len(groups) > 3 else len(groups),
+            frameon=False,
+            fontsize=8,
+        )
     ax.set_xlabel("Safety score (%)")
     ax.set_ylabel("Behavioral score (%)")
     ax.set_title("Safety vs behavioral, per model · method", fontsize=10)
@@ -113,28 +138,52 @@ def sar_figure(cells: Sequence[CellIntervals], groups: Sequence[str]) -> Figure:
     """SAR per scenario (and overall) with one panel per split, one bar per group, 95% interval whiskers."""
     scenarios = list(dict.fromkeys(c.scenario for c in cells))
     # Narrow enough to sit beside the scatter for two or three scenarios; more scenarios wrap below it.
-    fig = _new_figure(min(14.0, max(6.4, 0.75 + 0.35 * len(scenarios) * len(SPLIT_ORDER) * (0.6 + 0.4 * len(groups)))), 3.9)
+    fig = _new_figure(
+        min(14.0, max(6.4, 0.75 + 0.35 * len(scenarios) * len(SPLIT_ORDER) * (0.6 + 0.4 * len(groups)))), 3.9
+    )
     axes = fig.subplots(1, len(SPLIT_ORDER), sharey=True, squeeze=False)[0]
     width = 0.8 / max(1, len(groups))
     for ax, split in zip(axes, SPLIT_ORDER):
         for gi, group in enumerate(groups):
             xs, hs, lo, hi = [], [], [], []
             for si, scenario in enumerate(scenarios):
-                cell = next((c for c in cells if c.group == group and c.scenario == scenario and c.split == split), None)
+                cell = next(
+                    (c for c in cells if c.group == group and c.scenario == scenario and c.split == split), None
+                )
                 if cell is None or cell.sar is None:
                     continue
                 xs.append(si - 0.4 + width * (gi + 0.5))
                 hs.append(100 * cell.sar.point)
                 lo.append(100 * (cell.sar.point - cell.sar.low))
                 hi.append(100 * (cell.sar.high - cell.sar.point))
-            ax.bar(xs, hs, width=width * 0.92, color=_color(gi), yerr=[lo, hi], capsize=2, error_kw={"elinewidth": 0.9}, label=_mpl(group))
-        ax.set_xticks(range(len(scenarios)), [_mpl("pooled" if s == ALL else s) for s in scenarios], rotation=30 if len(scenarios) > 4 else 0, fontsize=8)
+            ax.bar(
+                xs,
+                hs,
+                width=width * 0.92,
+                color=_color(gi),
+                yerr=[lo, hi],
+                capsize=2,
+                error_kw={"elinewidth": 0.9},
+                label=_mpl(group),
+            )
+        ax.set_xticks(
+            range(len(scenarios)),
+            [_mpl("pooled" if s == ALL else s) for s in scenarios],
+            rotation=30 if len(scenarios) > 4 else 0,
+            fontsize=8,
+        )
         ax.set_title(f"{split} prompts" if split != "all" else "all prompts", fontsize=9)
         ax.set_ylim(0, 100)
         ax.grid(True, axis="y", alpha=0.3)
     axes[0].set_ylabel("SAR (%)")
     if len(groups) > 1:
-        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=min(len(groups), 3), frameon=False, fontsize=8)
+        fig.legend(
+            *axes[0].get_legend_handles_labels(),
+            loc="outside lower center",
+            ncol=min(len(groups), 3),
+            frameon=False,
+            fontsize=8,
+        )
     return fig
 
 
@@ -144,10 +193,20 @@ def alpha_figure(sweep: Mapping[str, Sequence[AlphaPoint]], alpha: float | None 
     ax = fig.add_subplot()
     for i, (group, points) in enumerate(sweep.items()):
         shown = [p for p in points if p.sar is not None]
-        ax.plot([p.alpha for p in shown], [100 * p.sar for p in shown], marker="o", ms=3.5, lw=1.6, color=_color(i), label=_mpl(group))  # type: ignore[operator]
+        ax.plot(
+            [p.alpha for p in shown],
+            [100 * p.sar for p in shown],  # type: ignore[operator]
+            marker="o",
+            ms=3.5,
+            lw=1.6,
+            color=_color(i),
+            label=_mpl(group),
+        )
     if alpha is not None:
         ax.axvline(alpha, color="#333", lw=0.8, ls="--")
-        ax.annotate(f"run's α = {alpha:g}", (alpha, 2), xytext=(4, 0), textcoords="offset points", fontsize=7, color="#333")
+        ax.annotate(
+            f"run's α = {alpha:g}", (alpha, 2), xytext=(4, 0), textcoords="offset points", fontsize=7, color="#333"
+        )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 100)
     ax.set_xticks([i / 10 for i in range(11)], [f"{i / 10:g}" for i in range(11)], fontsize=8)
@@ -156,7 +215,13 @@ def alpha_figure(sweep: Mapping[str, Sequence[AlphaPoint]], alpha: float | None 
     ax.set_title("SAR as a function of α, per model · method", fontsize=10)
     ax.grid(True, alpha=0.3)
     if sweep:
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1 if len(sweep) > 3 else len(sweep), frameon=False, fontsize=8)
+        ax.legend(
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.18),
+            ncol=1 if len(sweep) > 3 else len(sweep),
+            frameon=False,
+            fontsize=8,
+        )
     return fig
 
 
@@ -188,7 +253,7 @@ def spec_bar_figure(rates: Sequence[SpecRate], scenario: str, groups: Sequence[s
         ax.set_title(_mpl(group), fontsize=9)
         ax.set_xlabel("% of verdicts", fontsize=8)
         ax.tick_params(axis="x", labelsize=8)
-    for ax in axes[len(shown):]:
+    for ax in axes[len(shown) :]:
         ax.set_visible(False)
     fig.suptitle(_mpl(f"{scenario}: verdicts per spec (safety in red, behavioral in blue)"), fontsize=10)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=3, frameon=False, fontsize=8)
@@ -289,12 +354,19 @@ def _ci(iv: Interval | None) -> str:
 
 def _settings_html(report: Mapping[str, Any]) -> str:
     s = report.get("settings") or {}
-    na = {"paper": "NA excluded from r (paper)", "miss": "NA counts as a miss (authors' code)"}.get(str(s.get("na_policy")), s.get("na_policy"))
+    na = {"paper": "NA excluded from r (paper)", "miss": "NA counts as a miss (authors' code)"}.get(
+        str(s.get("na_policy")), s.get("na_policy")
+    )
     items = [
-        ("model", s.get("model")), ("method", s.get("method")),
+        ("model", s.get("model")),
+        ("method", s.get("method")),
         ("judge", f"{s.get('judge')} ({s.get('judge_format')}, {s.get('judge_mode')})" if s.get("judge") else None),
-        ("prompt", s.get("prompt")), ("alpha", s.get("alpha")), ("NA", na), ("seed", s.get("seed")),
-        ("temperature", s.get("temperature")), ("max tokens", s.get("max_tokens")),
+        ("prompt", s.get("prompt")),
+        ("alpha", s.get("alpha")),
+        ("NA", na),
+        ("seed", s.get("seed")),
+        ("temperature", s.get("temperature")),
+        ("max tokens", s.get("max_tokens")),
     ]
     parts = [f"<span>{_e(k)} <b>{_e(v)}</b></span>" for k, v in items if v is not None]
     parts.append(f"<span>pytest-specbench <b>{_e(report.get('version', ''))}</b></span>")
@@ -305,20 +377,33 @@ def _summary_html(summary: RunSummary) -> str:
     cells, groups = summary.intervals, summary.groups
     rows_by_key = {(r.group, r.scenario, r.split): r.to_dict() for r in summary.rows}
     level = summary.level
-    note = (f'<p class="muted small">Percentages with {100 * level:.0f}% bootstrap confidence intervals in brackets '
-            "(percentile bootstrap, resampling within scenario and split). Errored cases are counted but not scored.</p>")
+    note = (
+        f'<p class="muted small">Percentages with {100 * level:.0f}% bootstrap confidence intervals in brackets '
+        "(percentile bootstrap, resampling within scenario and split). Errored cases are counted but not scored.</p>"
+    )
     out = [note]
     for group in groups:
         if len(groups) > 1:
             out.append(f"<h3>{_e(group)}</h3>")
-        out.append('<table><thead><tr><th>scenario</th><th>split</th><th class="num">cases</th><th class="num">errors</th>'
-                   '<th class="num">safety %</th><th class="num">behavioral %</th><th class="num">SAR %</th><th class="num">tokens</th></tr></thead><tbody>')
+        out.append(
+            '<table><thead><tr><th>scenario</th><th>split</th><th class="num">cases</th><th class="num">errors</th>'
+            '<th class="num">safety %</th><th class="num">behavioral %</th><th class="num">SAR %</th><th class="num">tokens</th></tr></thead><tbody>'
+        )
         for c in (c for c in cells if c.group == group):
             row = rows_by_key.get((group, c.scenario, c.split), {})
             tokens = row.get("tokens")
             css = ' class="overall"' if c.split == "all" else ""
 
-            def tr(name: str, safety: str, behavioral: str, sar: str, css: str = css, c: Any = c, row: dict[str, Any] = row, tokens: Any = tokens) -> str:
+            def tr(
+                name: str,
+                safety: str,
+                behavioral: str,
+                sar: str,
+                css: str = css,
+                c: Any = c,
+                row: dict[str, Any] = row,
+                tokens: Any = tokens,
+            ) -> str:
                 return (
                     f"<tr{css}><td>{_e(name)}</td><td>{_e(c.split)}</td>"
                     f'<td class="num">{_e(row.get("cases", c.n))}</td><td class="num">{_e(row.get("errors", ""))}</td>'
@@ -360,11 +445,15 @@ def _alpha_table_html(sweep: Mapping[str, Sequence[AlphaPoint]]) -> str:
     alphas = [p.alpha for p in next(iter(sweep.values()), [])]
     head = "".join(f'<th class="num">{_e(g)}</th>' for g in groups)
     rows = "".join(
-        f'<tr><td class="num">{a:.1f}</td>' + "".join(f'<td class="num">{_pct(sweep[g][i].sar)}</td>' for g in groups) + "</tr>"
+        f'<tr><td class="num">{a:.1f}</td>'
+        + "".join(f'<td class="num">{_pct(sweep[g][i].sar)}</td>' for g in groups)
+        + "</tr>"
         for i, a in enumerate(alphas)
     )
-    return (f'<details><summary class="small">SAR % at each α (mean over scenarios)</summary><table><thead><tr><th class="num">α</th>{head}</tr></thead>'
-            f"<tbody>{rows}</tbody></table></details>")
+    return (
+        f'<details><summary class="small">SAR % at each α (mean over scenarios)</summary><table><thead><tr><th class="num">α</th>{head}</tr></thead>'
+        f"<tbody>{rows}</tbody></table></details>"
+    )
 
 
 def _gates_html(report: Mapping[str, Any]) -> str:
@@ -384,8 +473,14 @@ def _gates_html(report: Mapping[str, Any]) -> str:
             + f"<td>{_e(on or 'point')}</td>"
             f'<td class="num">{"–" if value is None else _e(f"{value:.3f}")}</td><td class="num">≥ {_e(threshold)}</td></tr>'
         )
-    return ("<h3>Gates</h3><table><thead><tr><th></th><th>metric</th><th>scope</th>" + ("<th>group</th>" if grouped else "") + "<th>compared</th>"
-            '<th class="num">value</th><th class="num">threshold</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
+    return (
+        "<h3>Gates</h3><table><thead><tr><th></th><th>metric</th><th>scope</th>"
+        + ("<th>group</th>" if grouped else "")
+        + "<th>compared</th>"
+        '<th class="num">value</th><th class="num">threshold</th></tr></thead><tbody>'
+        + "".join(rows)
+        + "</tbody></table>"
+    )
 
 
 def _paired_html(deltas: Sequence[PairedDelta], facts: Mapping[str, GroupFacts]) -> str:
@@ -394,7 +489,11 @@ def _paired_html(deltas: Sequence[PairedDelta], facts: Mapping[str, GroupFacts])
     rows = []
     for d in deltas:
         iv = d.interval
-        text = "–" if iv is None else f'{100 * iv.point:+.1f} <span class="ci">[{100 * iv.low:+.1f}, {100 * iv.high:+.1f}]</span>'
+        text = (
+            "–"
+            if iv is None
+            else f'{100 * iv.point:+.1f} <span class="ci">[{100 * iv.low:+.1f}, {100 * iv.high:+.1f}]</span>'
+        )
         if iv is None:
             clear = ""
         elif iv.n < MIN_CASES_FOR_CLAIM:
@@ -408,8 +507,12 @@ def _paired_html(deltas: Sequence[PairedDelta], facts: Mapping[str, GroupFacts])
             f"<tr><td>{_e(d.group)}</td><td>{_e(d.reference)}</td><td>{_e('overall' if d.scenario == ALL else d.scenario)}</td>"
             f'<td class="num">{"–" if iv is None else iv.n}</td><td class="num">{text}</td><td class="small muted">{_e(clear)}</td></tr>'
         )
-    return ("<h3>Paired ΔSAR on the same cases</h3><table><thead><tr><th>group</th><th>minus</th><th>scenario</th>"
-            '<th class="num">cases</th><th class="num">ΔSAR points</th><th></th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
+    return (
+        "<h3>Paired ΔSAR on the same cases</h3><table><thead><tr><th>group</th><th>minus</th><th>scenario</th>"
+        '<th class="num">cases</th><th class="num">ΔSAR points</th><th></th></tr></thead><tbody>'
+        + "".join(rows)
+        + "</tbody></table>"
+    )
 
 
 def _baseline_html(comparison: Mapping[str, Any] | None) -> str:
@@ -427,24 +530,28 @@ def _baseline_html(comparison: Mapping[str, Any] | None) -> str:
         )
     items = []
     for w in comparison.get("worse") or ():
-        flipped = ", ".join(f"{f.get('spec')} {f.get('before')}→{f.get('after')}" for f in w.get("flips") or () if f.get("worse"))
+        flipped = ", ".join(
+            f"{f.get('spec')} {f.get('before')}→{f.get('after')}" for f in w.get("flips") or () if f.get("worse")
+        )
         items.append(
-            f"<li><b>{_e(w.get('scenario'))}::{_e(w.get('case_id'))}</b> <span class=\"muted\">{_e(w.get('group'))}</span> "
-            f"<span class=\"spec-ids\">{_e(flipped)}</span></li>"
+            f'<li><b>{_e(w.get("scenario"))}::{_e(w.get("case_id"))}</b> <span class="muted">{_e(w.get("group"))}</span> '
+            f'<span class="spec-ids">{_e(flipped)}</span></li>'
         )
     worse = "".join(items)
     return (
-        f"<h3>Against baseline {_e(comparison.get('baseline'))}</h3><p class=\"small\">Verdict flips: {flips}.</p>"
+        f'<h3>Against baseline {_e(comparison.get("baseline"))}</h3><p class="small">Verdict flips: {flips}.</p>'
         '<table><thead><tr><th>group</th><th>scenario</th><th class="num">common cases</th><th class="num">SAR before %</th>'
-        '<th class="num">SAR now %</th><th class="num">Δ points</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
-        + (f"<h4>Cases whose verdicts got worse</h4><ul class=\"small\">{worse}</ul>" if worse else "")
+        '<th class="num">SAR now %</th><th class="num">Δ points</th></tr></thead><tbody>'
+        + "".join(rows)
+        + "</tbody></table>"
+        + (f'<h4>Cases whose verdicts got worse</h4><ul class="small">{worse}</ul>' if worse else "")
     )
 
 
 def _spec_table_html(rates: Sequence[SpecRate], scenario: str, groups: Sequence[str], texts: Mapping[str, str]) -> str:
     mine = [r for r in rates if r.scenario == scenario]
     shown = [g for g in groups if any(r.group == g for r in mine)]
-    head = "".join(f"<th>{_e(g)}<br><span class=\"ci\">YES / NA / NO %</span></th>" for g in shown)
+    head = "".join(f'<th>{_e(g)}<br><span class="ci">YES / NA / NO %</span></th>' for g in shown)
     rows = []
     for spec in dict.fromkeys(r.spec for r in mine):
         kind = next(r.kind for r in mine if r.spec == spec)
@@ -460,9 +567,13 @@ def _spec_table_html(rates: Sequence[SpecRate], scenario: str, groups: Sequence[
                 f'<span class="y" style="width:{y:.2f}%"></span><span class="a" style="width:{a:.2f}%"></span><span class="n" style="width:{n:.2f}%"></span></div>'
                 f'<span class="ci">{y:.0f} / {a:.0f} / {n:.0f}</span></td>'
             )
-        rows.append(f"<tr><td><b>{_e(spec)}</b></td><td>{_e(kind)}</td><td>{_e(texts.get(spec, ''))}</td>{''.join(cells)}</tr>")
-    return (f"<details><summary class=\"small\">Spec texts and rates for {_e(scenario)}</summary><table><thead><tr><th>spec</th><th>kind</th>"
-            f"<th>text</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></details>")
+        rows.append(
+            f"<tr><td><b>{_e(spec)}</b></td><td>{_e(kind)}</td><td>{_e(texts.get(spec, ''))}</td>{''.join(cells)}</tr>"
+        )
+    return (
+        f'<details><summary class="small">Spec texts and rates for {_e(scenario)}</summary><table><thead><tr><th>spec</th><th>kind</th>'
+        f"<th>text</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></details>"
+    )
 
 
 def _no_keys(record: Mapping[str, Any]) -> list[str]:
@@ -475,8 +586,11 @@ def _case_html(record: Mapping[str, Any], texts: Mapping[str, str]) -> str:
     nos = [(str(v["spec"]), v.get("kind")) for v in record.get("verdicts") or () if v.get("label") == "NO"]
     no_html = " ".join(f'<span class="{"sv" if kind == "safety" else "bm"}">{_e(spec)}</span>' for spec, kind in nos)
     attrs = {
-        "data-group": record.get("group"), "data-scenario": record.get("scenario"), "data-split": record.get("label"),
-        "data-status": status, "data-no": "\n".join(_no_keys(record)),
+        "data-group": record.get("group"),
+        "data-scenario": record.get("scenario"),
+        "data-split": record.get("label"),
+        "data-status": status,
+        "data-no": "\n".join(_no_keys(record)),
     }
     attr = " ".join(f'{k}="{_e(v)}"' for k, v in attrs.items())
     s = score.get("s")
@@ -487,25 +601,39 @@ def _case_html(record: Mapping[str, Any], texts: Mapping[str, str]) -> str:
     )
     body = [f"<h4>Prompt</h4><pre>{_e(record.get('prompt'))}</pre>"]
     if record.get("error"):
-        body.append(f"<h4>Error ({_e(record.get('error_stage') or 'unknown stage')})</h4><pre class=\"error\">{_e(record.get('error'))}</pre>")
+        body.append(
+            f'<h4>Error ({_e(record.get("error_stage") or "unknown stage")})</h4><pre class="error">{_e(record.get("error"))}</pre>'
+        )
     response = _e(record.get("response")) or '<span class="muted">(none)</span>'
     body.append(f"<h4>Response</h4><pre>{response}</pre>")
     if record.get("thought"):
-        body.append(f'<details class="thought"><summary>Thought ({len(str(record["thought"]))} characters)</summary><pre>{_e(record["thought"])}</pre></details>')
+        body.append(
+            f'<details class="thought"><summary>Thought ({len(str(record["thought"]))} characters)</summary><pre>{_e(record["thought"])}</pre></details>'
+        )
     verdicts = record.get("verdicts") or ()
     if verdicts:
         rows = "".join(
-            f"<tr><td><b>{_e(v.get('spec'))}</b></td><td>{_e(v.get('kind'))}</td><td><span class=\"badge {_e(v.get('label'))}\">{_e(v.get('label'))}</span></td>"
-            f"<td>{_e(v.get('reason'))}</td><td class=\"muted\">{_e(texts.get(str(v.get('spec')), ''))}</td><td class=\"muted small\">{_e(v.get('decided_by'))}</td></tr>"
+            f'<tr><td><b>{_e(v.get("spec"))}</b></td><td>{_e(v.get("kind"))}</td><td><span class="badge {_e(v.get("label"))}">{_e(v.get("label"))}</span></td>'
+            f'<td>{_e(v.get("reason"))}</td><td class="muted">{_e(texts.get(str(v.get("spec")), ""))}</td><td class="muted small">{_e(v.get("decided_by"))}</td></tr>'
             for v in verdicts
         )
-        body.append(f"<h4>Verdicts</h4><table><thead><tr><th>spec</th><th>kind</th><th>label</th><th>reason</th><th>spec text</th><th>by</th></tr></thead><tbody>{rows}</tbody></table>")
+        body.append(
+            f"<h4>Verdicts</h4><table><thead><tr><th>spec</th><th>kind</th><th>label</th><th>reason</th><th>spec text</th><th>by</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
     facts = [
-        ("risk", score.get("risk")), ("r", None if score.get("r") is None else f"{score['r']:.3f}"), ("applicable", score.get("applicable")),
-        ("tokens", record.get("tokens")), ("finish", record.get("finish_reason")), ("judge attempts", record.get("judge_attempts")),
+        ("risk", score.get("risk")),
+        ("r", None if score.get("r") is None else f"{score['r']:.3f}"),
+        ("applicable", score.get("applicable")),
+        ("tokens", record.get("tokens")),
+        ("finish", record.get("finish_reason")),
+        ("judge attempts", record.get("judge_attempts")),
         ("test", record.get("nodeid")),
     ]
-    body.append('<p class="meta small">' + "".join(f"<span>{_e(k)} <b>{_e(v)}</b></span>" for k, v in facts if v is not None) + "</p>")
+    body.append(
+        '<p class="meta small">'
+        + "".join(f"<span>{_e(k)} <b>{_e(v)}</b></span>" for k, v in facts if v is not None)
+        + "</p>"
+    )
     return f'<details class="case" {attr}>{summary}<div class="case-body">{"".join(body)}</div></details>'
 
 
@@ -516,7 +644,11 @@ def _select(id_: str, label: str, options: Iterable[tuple[str, str]]) -> str:
 
 def _cases_html(records: Sequence[Mapping[str, Any]], spec_texts: SpecTexts, groups: Sequence[str]) -> str:
     scenarios = list(dict.fromkeys(str(r["scenario"]) for r in records))
-    spec_kind = {f"{r['scenario']}/{v['spec']}": (str(r["scenario"]), str(v["spec"]), v.get("kind", "")) for r in records for v in r.get("verdicts") or ()}
+    spec_kind = {
+        f"{r['scenario']}/{v['spec']}": (str(r["scenario"]), str(v["spec"]), v.get("kind", ""))
+        for r in records
+        for v in r.get("verdicts") or ()
+    }
     violated = [k for k in spec_kind if any(k in _no_keys(r) for r in records)]
     spec_options = []
     for key in violated:
@@ -533,8 +665,10 @@ def _cases_html(records: Sequence[Mapping[str, Any]], spec_texts: SpecTexts, gro
         + '<button type="button" id="f-expand">expand all</button><button type="button" id="f-collapse">collapse all</button>'
         + '<button type="button" id="f-reset">reset</button><span id="f-count"></span></div>'
     )
-    head = ('<div class="case-head"><span>outcome</span><span>model · method</span><span>scenario</span><span>case</span>'
-            "<span>split</span><span>s</span><span>specs judged NO (<span class=\"sv\">safety</span>, <span class=\"bm\">behavioral</span>)</span></div>")
+    head = (
+        '<div class="case-head"><span>outcome</span><span>model · method</span><span>scenario</span><span>case</span>'
+        '<span>split</span><span>s</span><span>specs judged NO (<span class="sv">safety</span>, <span class="bm">behavioral</span>)</span></div>'
+    )
     cases = "".join(_case_html(r, spec_texts.get(str(r["scenario"]), {})) for r in records)
     return filters + head + cases
 
@@ -578,7 +712,7 @@ def render_html(
     for scenario in scenarios:
         if any(r.scenario == scenario for r in rates):
             spec_sections += (
-                f"<h3>{_e(scenario)}</h3><div class=\"figs\"><img alt=\"Verdicts per spec in {_e(scenario)}\" "
+                f'<h3>{_e(scenario)}</h3><div class="figs"><img alt="Verdicts per spec in {_e(scenario)}" '
                 f'src="{_png(spec_bar_figure(rates, scenario, groups))}"></div>'
                 + _spec_table_html(rates, scenario, groups, texts.get(scenario, {}))
             )
@@ -603,7 +737,12 @@ def render_html(
     if spec_sections:
         parts += ['<section class="card"><h2>Verdicts per spec</h2>', spec_sections, "</section>"]
     if records:
-        parts += ['<section class="card"><h2>Cases</h2>', _cases_html(records, texts, groups), "</section>", f"<script>{_JS}</script>"]
+        parts += [
+            '<section class="card"><h2>Cases</h2>',
+            _cases_html(records, texts, groups),
+            "</section>",
+            f"<script>{_JS}</script>",
+        ]
     parts.append("</main></body></html>")
     return "\n".join(parts)
 

@@ -67,9 +67,17 @@ class Average:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "group": self.group, "split": self.split, "scenarios": self.scenarios, "equal_sizes": self.equal, "sizes": dict(self.sizes),
-            "sar": self.sar, "safety": self.safety, "behavioral": self.behavioral,
-            "pooled_sar": self.pooled_sar, "pooled_safety": self.pooled_safety, "pooled_behavioral": self.pooled_behavioral,
+            "group": self.group,
+            "split": self.split,
+            "scenarios": self.scenarios,
+            "equal_sizes": self.equal,
+            "sizes": dict(self.sizes),
+            "sar": self.sar,
+            "safety": self.safety,
+            "behavioral": self.behavioral,
+            "pooled_sar": self.pooled_sar,
+            "pooled_safety": self.pooled_safety,
+            "pooled_behavioral": self.pooled_behavioral,
         }
 
 
@@ -103,9 +111,14 @@ class GroupFacts:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "group": self.group, "cases": self.cases, "generations": self.generations, "length_stops": self.length_stops,
-            "length_answers": self.length_answers, "selector": ", ".join(self.selectors) or None,
-            "selector_is_grader": self.selector_is_grader, "selected_by_grader": self.selected_by_grader,
+            "group": self.group,
+            "cases": self.cases,
+            "generations": self.generations,
+            "length_stops": self.length_stops,
+            "length_answers": self.length_answers,
+            "selector": ", ".join(self.selectors) or None,
+            "selector_is_grader": self.selector_is_grader,
+            "selected_by_grader": self.selected_by_grader,
             "note": self.selection_note,
         }
 
@@ -205,7 +218,9 @@ class RunSummary:
 
     def row(self, group: str, scenario: str | None = None, split: str = "all") -> Row | None:
         """The row of ``group`` for ``scenario`` (None: pooled overall, i.e. ``ALL`` or the only scenario)."""
-        target = scenario if scenario is not None else (ALL if len(self.scenarios) > 1 else next(iter(self.scenarios), None))
+        target = (
+            scenario if scenario is not None else (ALL if len(self.scenarios) > 1 else next(iter(self.scenarios), None))
+        )
         return next((r for r in self.rows if r.group == group and r.scenario == target and r.split == split), None)
 
     def cell(self, group: str, scenario: str | None = None, split: str = "all") -> CellIntervals | None:
@@ -250,16 +265,19 @@ def _averages(rows: Sequence[Row], groups: Sequence[str]) -> list[Average]:
                 continue
             pooled = next((r for r in mine if r.split == split and r.scenario == ALL), None) if multi else per[0]
             scored = [r for r in per if r.sar is not None]
-            out.append(Average(
-                group, split,
-                _mean([r.sar for r in scored if r.sar is not None]),
-                _mean([r.safety for r in scored if r.safety is not None]),
-                _mean([r.behavioral for r in scored if r.behavioral is not None]),
-                None if pooled is None else pooled.sar,
-                None if pooled is None else pooled.safety,
-                None if pooled is None else pooled.behavioral,
-                {r.scenario: r.cases - r.errors for r in per},
-            ))
+            out.append(
+                Average(
+                    group,
+                    split,
+                    _mean([r.sar for r in scored if r.sar is not None]),
+                    _mean([r.safety for r in scored if r.safety is not None]),
+                    _mean([r.behavioral for r in scored if r.behavioral is not None]),
+                    None if pooled is None else pooled.sar,
+                    None if pooled is None else pooled.safety,
+                    None if pooled is None else pooled.behavioral,
+                    {r.scenario: r.cases - r.errors for r in per},
+                )
+            )
     return out
 
 
@@ -294,6 +312,7 @@ def _alpha_sweep(records: Sequence[Mapping[str, Any]]) -> list[AlphaPoint]:
     pooled = [v for vs in by_scenario.values() for v in vs]
     points = []
     for alpha in ALPHA_GRID:
+
         def sar(values: Sequence[tuple[int, float]], alpha: float = alpha) -> float | None:
             return _mean([(1 - risk) * (alpha + (1 - alpha) * r) for risk, r in values])
 
@@ -307,16 +326,38 @@ def _interval(data: Mapping[str, Any] | None) -> Interval | None:
 
 
 def _cell_from_dict(d: Mapping[str, Any]) -> CellIntervals:
-    return CellIntervals(str(d["group"]), str(d["scenario"]), str(d["split"]), int(d["n"]),
-                         _interval(d.get("sar")), _interval(d.get("safety")), _interval(d.get("behavioral")))
+    return CellIntervals(
+        str(d["group"]),
+        str(d["scenario"]),
+        str(d["split"]),
+        int(d["n"]),
+        _interval(d.get("sar")),
+        _interval(d.get("safety")),
+        _interval(d.get("behavioral")),
+    )
 
 
 def _delta_from_dict(d: Mapping[str, Any]) -> PairedDelta:
-    return PairedDelta(str(d["reference"]), str(d["group"]), str(d["scenario"]), str(d["metric"]), _interval(d.get("delta")), int(d.get("unmatched", 0)))
+    return PairedDelta(
+        str(d["reference"]),
+        str(d["group"]),
+        str(d["scenario"]),
+        str(d["metric"]),
+        _interval(d.get("delta")),
+        int(d.get("unmatched", 0)),
+    )
 
 
 def _rate_from_dict(d: Mapping[str, Any]) -> SpecRate:
-    return SpecRate(str(d["group"]), str(d["scenario"]), str(d["spec"]), str(d.get("kind", "")), int(d["yes"]), int(d["na"]), int(d["no"]))
+    return SpecRate(
+        str(d["group"]),
+        str(d["scenario"]),
+        str(d["spec"]),
+        str(d.get("kind", "")),
+        int(d["yes"]),
+        int(d["na"]),
+        int(d["no"]),
+    )
 
 
 # ------------------------------------------------------------------------------------ α sweep outputs
@@ -340,7 +381,11 @@ def alpha_sweep_lines(sweep: Mapping[str, Sequence[AlphaPoint]], run_alpha: floa
     column with the pooled value, so the table never hides which mean it shows.
     """
     groups = list(sweep)
-    pooled = {g for g in groups if any(p.pooled is not None and p.sar is not None and abs(p.pooled - p.sar) > 1e-12 for p in sweep[g])}
+    pooled = {
+        g
+        for g in groups
+        if any(p.pooled is not None and p.sar is not None and abs(p.pooled - p.sar) > 1e-12 for p in sweep[g])
+    }
     columns: list[tuple[str, str, str]] = []
     for g in groups:
         columns.append((g, "sar", f"{g} SAR%"))

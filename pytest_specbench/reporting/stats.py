@@ -59,7 +59,13 @@ class Interval:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Interval:
-        return cls(float(data["point"]), float(data["low"]), float(data["high"]), int(data["n"]), float(data.get("level", DEFAULT_LEVEL)))
+        return cls(
+            float(data["point"]),
+            float(data["low"]),
+            float(data["high"]),
+            int(data["n"]),
+            float(data.get("level", DEFAULT_LEVEL)),
+        )
 
 
 # ------------------------------------------------------------------------------------------- core
@@ -87,7 +93,9 @@ def _index_blocks(n: int, codes: np.ndarray | None, resamples: int, rng: np.rand
         if codes is None:
             yield rng.integers(0, n, size=(b, n))
         else:
-            yield np.concatenate([members[rng.integers(0, len(members), size=(b, len(members)))] for members in groups], axis=1)
+            yield np.concatenate(
+                [members[rng.integers(0, len(members), size=(b, len(members)))] for members in groups], axis=1
+            )
         done += b
 
 
@@ -117,11 +125,23 @@ def bootstrap_means(
         codes = np.unique(np.array([str(s) for s in strata]), return_inverse=True)[1]
     rng = rng if rng is not None else np.random.default_rng(0)
     # one np.take per series rather than one fancy-indexed (k, b, n) gather: the same resamples, ~7x faster
-    out = np.concatenate([np.stack([np.take(series, idx).mean(axis=1) for series in arr2]) for idx in _index_blocks(n, codes, resamples, rng)], axis=1)
+    out = np.concatenate(
+        [
+            np.stack([np.take(series, idx).mean(axis=1) for series in arr2])
+            for idx in _index_blocks(n, codes, resamples, rng)
+        ],
+        axis=1,
+    )
     return out[0] if flat else out
 
 
-def percentile_interval(values: Sequence[float] | np.ndarray, replicates: np.ndarray, *, level: float = DEFAULT_LEVEL, bounds: tuple[float, float] = (0.0, 1.0)) -> Interval:
+def percentile_interval(
+    values: Sequence[float] | np.ndarray,
+    replicates: np.ndarray,
+    *,
+    level: float = DEFAULT_LEVEL,
+    bounds: tuple[float, float] = (0.0, 1.0),
+) -> Interval:
     """The percentile interval of ``replicates`` around the mean of ``values``.
 
     The interval is widened, if need be, to contain the point estimate: with very few or very lopsided
@@ -232,22 +252,38 @@ def bootstrap_summary(
                 cell = part if split == "all" else [r for r in part if r["label"] == split]
                 if not cell:
                     continue
-                cells.append(_cell(cell, group, scenario, split, resamples=resamples, level=level, seed=seed, stratify=stratify))
+                cells.append(
+                    _cell(cell, group, scenario, split, resamples=resamples, level=level, seed=seed, stratify=stratify)
+                )
     return cells
 
 
-def _cell(records: Sequence[Mapping[str, Any]], group: str, scenario: str, split: str, *, resamples: int, level: float, seed: int | None, stratify: bool) -> CellIntervals:
+def _cell(
+    records: Sequence[Mapping[str, Any]],
+    group: str,
+    scenario: str,
+    split: str,
+    *,
+    resamples: int,
+    level: float,
+    seed: int | None,
+    stratify: bool,
+) -> CellIntervals:
     scored = [(r, v) for r in records if (v := case_values(r)) is not None]
     if not scored:
         return CellIntervals(group, scenario, split, 0, None, None, None)
     matrix = np.array([v for _, v in scored], dtype=float).T  # (3, n): sar, safety, behavioral
     strata = [f"{r['scenario']}\x1f{r['label']}" for r, _ in scored] if stratify else None
-    reps = bootstrap_means(matrix, strata=strata, resamples=resamples, rng=np.random.default_rng(cell_seed(seed, group, scenario, split)))
+    reps = bootstrap_means(
+        matrix, strata=strata, resamples=resamples, rng=np.random.default_rng(cell_seed(seed, group, scenario, split))
+    )
     sar, safety, behavioral = (percentile_interval(matrix[i], reps[i], level=level) for i in range(3))
     return CellIntervals(group, scenario, split, len(scored), sar, safety, behavioral)
 
 
-def find_cell(cells: Sequence[CellIntervals], group: str, scenario: str | None = None, split: str = "all") -> CellIntervals | None:
+def find_cell(
+    cells: Sequence[CellIntervals], group: str, scenario: str | None = None, split: str = "all"
+) -> CellIntervals | None:
     """The cell of ``group`` for ``scenario`` (None: overall, i.e. ``ALL`` or the run's only scenario)."""
     mine = [c for c in cells if c.group == group]
     if scenario is None:
@@ -346,9 +382,13 @@ def paired_deltas(
         for scenario in [*scenarios, ALL] if len(scenarios) > 1 else scenarios:
             scope = in_scenario(records, scenario)
             iv, unmatched = paired_delta(
-                [r for r in scope if r["group"] == reference], [r for r in scope if r["group"] == group],
-                metric=metric, resamples=resamples, level=level,
-                seed=cell_seed(seed, "paired", reference, group, scenario), stratify=stratify,
+                [r for r in scope if r["group"] == reference],
+                [r for r in scope if r["group"] == group],
+                metric=metric,
+                resamples=resamples,
+                level=level,
+                seed=cell_seed(seed, "paired", reference, group, scenario),
+                stratify=stratify,
             )
             out.append(PairedDelta(reference, group, scenario, _metric(metric), iv, unmatched))
     return out

@@ -31,8 +31,25 @@ SpecTexts = Mapping[str, Mapping[str, str]]
 """Spec texts by scenario key, then spec id: the case records carry only the ids."""
 
 VERDICT_COLUMNS: tuple[str, ...] = (
-    "group", "model", "method", "scenario", "case_id", "split", "nodeid", "outcome", "error", "error_stage",
-    "risk", "r", "s", "spec", "kind", "verdict", "reason", "decided_by", "spec_text",
+    "group",
+    "model",
+    "method",
+    "scenario",
+    "case_id",
+    "split",
+    "nodeid",
+    "outcome",
+    "error",
+    "error_stage",
+    "risk",
+    "r",
+    "s",
+    "spec",
+    "kind",
+    "verdict",
+    "reason",
+    "decided_by",
+    "spec_text",
 )
 TABLE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -60,9 +77,17 @@ class SpecRate:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "group": self.group, "scenario": self.scenario, "spec": self.spec, "kind": self.kind, "n": self.n,
-            "yes": self.yes, "na": self.na, "no": self.no,
-            "yes_rate": self.rate("YES"), "na_rate": self.rate("NA"), "no_rate": self.rate("NO"),
+            "group": self.group,
+            "scenario": self.scenario,
+            "spec": self.spec,
+            "kind": self.kind,
+            "n": self.n,
+            "yes": self.yes,
+            "na": self.na,
+            "no": self.no,
+            "yes_rate": self.rate("YES"),
+            "na_rate": self.rate("NA"),
+            "no_rate": self.rate("NO"),
         }
 
 
@@ -78,7 +103,9 @@ def spec_rates(records: Sequence[Mapping[str, Any]]) -> list[SpecRate]:
             key = (str(rec["group"]), str(rec["scenario"]), str(v["spec"]))
             slot = counts.setdefault(key, {"kind": v.get("kind", ""), "YES": 0, "NA": 0, "NO": 0})
             if v["label"] not in ("YES", "NA", "NO"):
-                raise ValueError(f"{rec['scenario']}::{rec.get('case_id')}: verdict label {v['label']!r} is not YES, NA or NO")
+                raise ValueError(
+                    f"{rec['scenario']}::{rec.get('case_id')}: verdict label {v['label']!r} is not YES, NA or NO"
+                )
             slot[v["label"]] += 1
     # Insertion order is first appearance: suite order within a scenario, run order across groups.
     return [SpecRate(g, sc, sp, c["kind"], c["YES"], c["NA"], c["NO"]) for (g, sc, sp), c in counts.items()]
@@ -91,20 +118,45 @@ def verdict_rows(records: Sequence[Mapping[str, Any]], spec_texts: SpecTexts | N
     for rec in records:
         score = rec.get("score") or {}
         base = {
-            "group": rec.get("group"), "model": rec.get("model"), "method": rec.get("method"),
-            "scenario": rec.get("scenario"), "case_id": rec.get("case_id"), "split": rec.get("label"),
-            "nodeid": rec.get("nodeid"), "outcome": case_status(rec), "error": rec.get("error"),
-            "error_stage": rec.get("error_stage"), "risk": score.get("risk"), "r": score.get("r"), "s": score.get("s"),
+            "group": rec.get("group"),
+            "model": rec.get("model"),
+            "method": rec.get("method"),
+            "scenario": rec.get("scenario"),
+            "case_id": rec.get("case_id"),
+            "split": rec.get("label"),
+            "nodeid": rec.get("nodeid"),
+            "outcome": case_status(rec),
+            "error": rec.get("error"),
+            "error_stage": rec.get("error_stage"),
+            "risk": score.get("risk"),
+            "r": score.get("r"),
+            "s": score.get("s"),
         }
         verdicts = rec.get("verdicts") or ()
         if not verdicts:
-            rows.append({**base, "spec": None, "kind": None, "verdict": None, "reason": None, "decided_by": None, "spec_text": None})
+            rows.append(
+                {
+                    **base,
+                    "spec": None,
+                    "kind": None,
+                    "verdict": None,
+                    "reason": None,
+                    "decided_by": None,
+                    "spec_text": None,
+                }
+            )
         for v in verdicts:
-            rows.append({
-                **base, "spec": v.get("spec"), "kind": v.get("kind"), "verdict": v.get("label"),
-                "reason": v.get("reason"), "decided_by": v.get("decided_by"),
-                "spec_text": texts.get(str(rec.get("scenario")), {}).get(str(v.get("spec"))),
-            })
+            rows.append(
+                {
+                    **base,
+                    "spec": v.get("spec"),
+                    "kind": v.get("kind"),
+                    "verdict": v.get("label"),
+                    "reason": v.get("reason"),
+                    "decided_by": v.get("decided_by"),
+                    "spec_text": texts.get(str(rec.get("scenario")), {}).get(str(v.get("spec"))),
+                }
+            )
     return rows
 
 
@@ -141,7 +193,9 @@ def write_table(records: Sequence[Mapping[str, Any]], path: Path | str, spec_tex
         try:
             import pyarrow  # noqa: F401
         except ImportError as exc:
-            raise ConfigError(f"{path}: writing Parquet needs pyarrow; pip install 'pytest-specbench[parquet]' or use .csv") from exc
+            raise ConfigError(
+                f"{path}: writing Parquet needs pyarrow; pip install 'pytest-specbench[parquet]' or use .csv"
+            ) from exc
     frame = verdict_frame(records, spec_texts)
     with atomic_path(path) as tmp:
         if fmt == "csv":

@@ -73,7 +73,9 @@ def load_template(name_or_path: str) -> str:
     if path.is_file():
         return path.read_text(encoding="utf-8")
     names = ", ".join(sorted(NAMED_TEMPLATES))
-    raise ConfigError(f"unknown prefill template {name_or_path!r}: use {SERVER_TEMPLATE!r}, one of {names}, or a path to a .jinja file")
+    raise ConfigError(
+        f"unknown prefill template {name_or_path!r}: use {SERVER_TEMPLATE!r}, one of {names}, or a path to a .jinja file"
+    )
 
 
 @lru_cache(maxsize=16)
@@ -137,7 +139,9 @@ def render_prefill_prompt(
     block in its generation prompt, that block is dropped so that exactly one ``<think>`` remains.
     """
     kwargs = {k: v for k, v in (template_kwargs or {}).items() if k not in _THINKING_SWITCHES}
-    opening = render_prompt(source, messages, add_generation_prompt=True, bos_token=bos_token, eos_token=eos_token, template_kwargs=kwargs)
+    opening = render_prompt(
+        source, messages, add_generation_prompt=True, bos_token=bos_token, eos_token=eos_token, template_kwargs=kwargs
+    )
     return join_prefill(opening, prefill)
 
 

@@ -63,7 +63,9 @@ def load_side(path: Path) -> Side:
     """Read a report or a labels file; both list ``cases`` with ``verdicts``."""
     data = read_json(Path(path))
     if not isinstance(data, dict) or data.get("tool") != "pytest-specbench" or not isinstance(data.get("cases"), list):
-        raise InputError(f"{path}: not a pytest-specbench report or labels file (write one with --specbench-report=PATH or specbench annotate import)")
+        raise InputError(
+            f"{path}: not a pytest-specbench report or labels file (write one with --specbench-report=PATH or specbench annotate import)"
+        )
     settings = data.get("settings") or {}
     side = Side(
         path=str(path),
@@ -87,8 +89,13 @@ def load_side(path: Path) -> Side:
         for v in verdicts:
             label = str(v.get("label", "")).upper()
             if label not in LABELS:
-                raise InputError(f"{path}: cases[{i}] spec {v.get('spec')!r} has label {v.get('label')!r}; labels are YES, NO or NA")
-            got[str(v["spec"])] = (str(v.get("kind") or ("safety" if str(v["spec"]).startswith("S") else "behavioral")), label)
+                raise InputError(
+                    f"{path}: cases[{i}] spec {v.get('spec')!r} has label {v.get('label')!r}; labels are YES, NO or NA"
+                )
+            got[str(v["spec"])] = (
+                str(v.get("kind") or ("safety" if str(v["spec"]).startswith("S") else "behavioral")),
+                label,
+            )
         side.labels.setdefault(group, {})[key] = got
         side.specs.setdefault(key[0], set()).update(got)
         if case.get("response") is not None:
@@ -126,7 +133,8 @@ def check_same_suite(a: Side, b: Side) -> None:
             problems.append(f"scenario {scenario}: spec ids differ ({_preview(diff)})")
     if problems:
         raise IncompatibleReports(
-            f"{a.path} and {b.path} are not of the same suite: " + "; ".join(problems)
+            f"{a.path} and {b.path} are not of the same suite: "
+            + "; ".join(problems)
             + ". Compare reports of one suite (same cases, same specs), e.g. the same run judged twice"
         )
 
@@ -158,7 +166,9 @@ def _spec_order(spec_id: str) -> tuple[str, int, str]:
     return (spec_id.rstrip("0123456789"), int(digits) if digits else 0, spec_id)
 
 
-def rank_agreement(left: Mapping[str, float], right: Mapping[str, float], tops: Sequence[int] = DEFAULT_TOP) -> dict[str, Any]:
+def rank_agreement(
+    left: Mapping[str, float], right: Mapping[str, float], tops: Sequence[int] = DEFAULT_TOP
+) -> dict[str, Any]:
     """Spearman and Kendall (scipy) between two scorings of the same models, and top-k overlaps."""
     from scipy.stats import kendalltau, spearmanr
 
@@ -205,7 +215,13 @@ def _pair_groups(a: Side, b: Side) -> list[tuple[str, str]]:
     return [(g, g) for g in common]
 
 
-def compare(pairs: Sequence[tuple[Side, Side]], *, alpha: float | None = None, na: str | None = None, tops: Sequence[int] = DEFAULT_TOP) -> dict[str, Any]:
+def compare(
+    pairs: Sequence[tuple[Side, Side]],
+    *,
+    alpha: float | None = None,
+    na: str | None = None,
+    tops: Sequence[int] = DEFAULT_TOP,
+) -> dict[str, Any]:
     """All agreement numbers for one or more (A, B) pairs, as plain data (see module doc)."""
     all_l: list[str] = []
     all_r: list[str] = []
@@ -244,16 +260,29 @@ def compare(pairs: Sequence[tuple[Side, Side]], *, alpha: float | None = None, n
             name = ga if ga not in sar_l else f"{ga} ({a.path})"
             sar_l[name] = sum(s_l) / len(s_l)
             sar_r[name] = sum(s_r) / len(s_r)
-            models.append({"model": name, "cases": len(s_l), "sar_a": sar_l[name], "sar_b": sar_r[name], "abs_delta_sar": abs(sar_l[name] - sar_r[name])})
+            models.append(
+                {
+                    "model": name,
+                    "cases": len(s_l),
+                    "sar_a": sar_l[name],
+                    "sar_b": sar_r[name],
+                    "abs_delta_sar": abs(sar_l[name] - sar_r[name]),
+                }
+            )
     if not all_l:
-        raise InputError("no case was labelled on both sides; agreement needs cases judged (or annotated) in both files")
+        raise InputError(
+            "no case was labelled on both sides; agreement needs cases judged (or annotated) in both files"
+        )
     result: dict[str, Any] = {
         "pairs": [[a.path, b.path] for a, b in pairs],
         "labels_compared": len(all_l),
         "kappa": kappa(all_l, all_r),
         "raw_agreement": sum(x == y for x, y in zip(all_l, all_r)) / len(all_l),
         "kappa_by_kind": {k: kappa(*v) for k, v in by_kind.items() if v[0]},
-        "kappa_per_spec": {k: {"kappa": kappa(*v), "n": len(v[0]), "agreement": sum(x == y for x, y in zip(*v)) / len(v[0])} for k, v in sorted(per_spec.items())},
+        "kappa_per_spec": {
+            k: {"kappa": kappa(*v), "n": len(v[0]), "agreement": sum(x == y for x, y in zip(*v)) / len(v[0])}
+            for k, v in sorted(per_spec.items())
+        },
         "cases_compared": len(deltas),
         "mean_abs_delta_s": sum(deltas) / len(deltas),
         "models": models,
@@ -278,20 +307,28 @@ def render(result: Mapping[str, Any]) -> list[str]:
         f"Cohen's kappa overall: {f(result['kappa'])}   raw agreement: {f(result['raw_agreement'], True)}",
     ]
     lines += [f"  kappa {k}: {f(v)}" for k, v in result["kappa_by_kind"].items()]
-    lines.append(f"mean |delta s| per case: {f(result['mean_abs_delta_s'], True)}   mean |delta SAR| per model: {f(result['mean_abs_delta_sar'], True)}")
+    lines.append(
+        f"mean |delta s| per case: {f(result['mean_abs_delta_s'], True)}   mean |delta SAR| per model: {f(result['mean_abs_delta_sar'], True)}"
+    )
     lines.append(f"{'model':<40}{'cases':>7}{'SAR A':>9}{'SAR B':>9}{'|dSAR|':>9}")
     for m in result["models"]:
-        lines.append(f"{m['model'][:39]:<40}{m['cases']:>7}{f(m['sar_a'], True):>9}{f(m['sar_b'], True):>9}{f(m['abs_delta_sar'], True):>9}")
+        lines.append(
+            f"{m['model'][:39]:<40}{m['cases']:>7}{f(m['sar_a'], True):>9}{f(m['sar_b'], True):>9}{f(m['abs_delta_sar'], True):>9}"
+        )
     lines.append(f"{'spec':<24}{'n':>6}{'kappa':>11}{'agree':>9}")
     for name, v in result["kappa_per_spec"].items():
         lines.append(f"{name[:23]:<24}{v['n']:>6}{f(v['kappa']):>11}{f(v['agreement'], True):>9}")
     if "ranking" in result:
         r = result["ranking"]
         if "spearman" in r:
-            lines.append(f"Spearman rho {f(r['spearman']['rho'])} (p {f(r['spearman']['p'])})   Kendall tau {f(r['kendall']['tau'])} (p {f(r['kendall']['p'])})   over {r['models']} models")
+            lines.append(
+                f"Spearman rho {f(r['spearman']['rho'])} (p {f(r['spearman']['p'])})   Kendall tau {f(r['kendall']['tau'])} (p {f(r['kendall']['p'])})   over {r['models']} models"
+            )
         for k, v in r["top"].items():
             shown = f"top-{v['k']}" + ("" if str(v["k"]) == k else f" (asked {k}, only {r['models']} models)")
             lines.append(f"{shown} overlap: {f(v['overlap'], True)}")
     if result["responses_differ"]:
-        lines.append(f"note: {result['responses_differ']} case(s) have different responses on the two sides; kappa then mixes judge and model differences")
+        lines.append(
+            f"note: {result['responses_differ']} case(s) have different responses on the two sides; kappa then mixes judge and model differences"
+        )
     return lines

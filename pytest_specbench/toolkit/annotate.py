@@ -73,7 +73,11 @@ def spec_texts(sources: Sequence[Path]) -> dict[str, tuple[str, str, dict[str, S
             folders = [source]
         for folder in folders:
             scenario, _ = load_scenario_specs(folder)
-            found[scenario.key] = (scenario.name, scenario.description, {s.id: SpecText(s.id, s.kind, s.text) for s in scenario.specs})
+            found[scenario.key] = (
+                scenario.name,
+                scenario.description,
+                {s.id: SpecText(s.id, s.kind, s.text) for s in scenario.specs},
+            )
     return found
 
 
@@ -95,12 +99,20 @@ def export_tasks(
     from .download import default_data_dir
 
     report = read_json(Path(report_path))
-    if not isinstance(report, dict) or report.get("tool") != "pytest-specbench" or not isinstance(report.get("cases"), list):
-        raise InputError(f"{report_path}: not a pytest-specbench report (write one with pytest --specbench-report=PATH)")
+    if (
+        not isinstance(report, dict)
+        or report.get("tool") != "pytest-specbench"
+        or not isinstance(report.get("cases"), list)
+    ):
+        raise InputError(
+            f"{report_path}: not a pytest-specbench report (write one with pytest --specbench-report=PATH)"
+        )
     if not specs:
         data_dir = default_data_dir()
         if data_dir is None:
-            raise InputError("--specs: give the suites (YAML files or SpecBench folders) whose spec texts the annotators should see; reports hold only spec ids")
+            raise InputError(
+                "--specs: give the suites (YAML files or SpecBench folders) whose spec texts the annotators should see; reports hold only spec ids"
+            )
         specs = [data_dir]
     texts = spec_texts(specs)
     settings = report.get("settings") or {}
@@ -108,7 +120,10 @@ def export_tasks(
     if scenarios:
         cases = [c for c in cases if c.get("scenario") in scenarios]
     if not cases:
-        raise InputError(f"{report_path}: no judged case to annotate" + (f" in scenario(s) {', '.join(scenarios)}" if scenarios else ""))
+        raise InputError(
+            f"{report_path}: no judged case to annotate"
+            + (f" in scenario(s) {', '.join(scenarios)}" if scenarios else "")
+        )
     if limit is not None:
         if limit < 1:
             raise InputError(f"--limit must be at least 1, got {limit}")
@@ -119,31 +134,47 @@ def export_tasks(
     for case in cases:
         scenario = str(case["scenario"])
         if scenario not in texts:
-            raise InputError(f"--specs: no suite given for scenario {scenario!r} (have: {', '.join(sorted(texts)) or 'none'})")
+            raise InputError(
+                f"--specs: no suite given for scenario {scenario!r} (have: {', '.join(sorted(texts)) or 'none'})"
+            )
         name, description, by_id = texts[scenario]
         ids = [str(v["spec"]) for v in case["verdicts"]]
         unknown = [i for i in ids if i not in by_id]
         if unknown:
-            raise InputError(f"--specs: scenario {scenario!r} has no spec {', '.join(unknown)}; is it the suite the report was run on?")
+            raise InputError(
+                f"--specs: scenario {scenario!r} has no spec {', '.join(unknown)}; is it the suite the report was run on?"
+            )
         response = str(case.get("response") or "")
-        tasks.append({"data": {
-            "key": f"{case.get('group')}|{scenario}|{case['case_id']}",
-            "group": case.get("group"),
-            "model": case.get("model"),
-            "method": case.get("method"),
-            "scenario": scenario,
-            "scenario_name": name,
-            "scenario_description": description or name,
-            "case_id": str(case["case_id"]),
-            "label": case.get("label"),
-            "prompt": case.get("prompt") or "",
-            "response": response,
-            "response_sha256": _sha(response),
-            "specs": [{"id": i, "kind": by_id[i].kind, "text": by_id[i].text, "label": f"{i} ({by_id[i].kind}): {by_id[i].text}"} for i in ids],
-            "alpha": settings.get("alpha"),
-            "na_policy": settings.get("na_policy"),
-            "report": str(report_path),
-        }})
+        tasks.append(
+            {
+                "data": {
+                    "key": f"{case.get('group')}|{scenario}|{case['case_id']}",
+                    "group": case.get("group"),
+                    "model": case.get("model"),
+                    "method": case.get("method"),
+                    "scenario": scenario,
+                    "scenario_name": name,
+                    "scenario_description": description or name,
+                    "case_id": str(case["case_id"]),
+                    "label": case.get("label"),
+                    "prompt": case.get("prompt") or "",
+                    "response": response,
+                    "response_sha256": _sha(response),
+                    "specs": [
+                        {
+                            "id": i,
+                            "kind": by_id[i].kind,
+                            "text": by_id[i].text,
+                            "label": f"{i} ({by_id[i].kind}): {by_id[i].text}",
+                        }
+                        for i in ids
+                    ],
+                    "alpha": settings.get("alpha"),
+                    "na_policy": settings.get("na_policy"),
+                    "report": str(report_path),
+                }
+            }
+        )
     write_json(out, tasks)
     config = config or out.with_name(out.stem + ".label_config.xml")
     atomic_write_text(config, LABEL_CONFIG)
@@ -185,7 +216,9 @@ def import_labels(export: Path, out: Path, *, annotator: str | None = None) -> I
     for n, task in enumerate(tasks):
         data = task.get("data") if isinstance(task, dict) else None
         if not isinstance(data, dict) or not isinstance(data.get("specs"), list) or "case_id" not in data:
-            raise InputError(f"{export}: task [{n}] was not made by specbench annotate export (its data lacks specs/case_id)")
+            raise InputError(
+                f"{export}: task [{n}] was not made by specbench annotate export (its data lacks specs/case_id)"
+            )
         chosen = _pick(task.get("annotations") or [], annotator)
         if chosen is None:
             skipped += 1
@@ -203,31 +236,44 @@ def import_labels(export: Path, out: Path, *, annotator: str | None = None) -> I
                 missing += 1
                 continue
             if label not in LABELS:
-                raise InputError(f"{export}: task [{n}] spec {spec.get('id')} has choice {label!r}; expected YES, NO or NA")
-            verdicts.append({"spec": spec["id"], "kind": spec.get("kind"), "label": label, "reason": "", "decided_by": "human"})
+                raise InputError(
+                    f"{export}: task [{n}] spec {spec.get('id')} has choice {label!r}; expected YES, NO or NA"
+                )
+            verdicts.append(
+                {"spec": spec["id"], "kind": spec.get("kind"), "label": label, "reason": "", "decided_by": "human"}
+            )
         if data.get("alpha") is not None:
             settings.setdefault("alpha", data["alpha"])
         if data.get("na_policy") is not None:
             settings.setdefault("na_policy", data["na_policy"])
-        cases.append({
-            "group": data.get("group"),
-            "scenario": data.get("scenario"),
-            "case_id": data["case_id"],
-            "model": data.get("model"),
-            "label": data.get("label"),
-            "response_sha256": data.get("response_sha256"),
-            "annotator": _who(chosen),
-            "verdicts": verdicts,
-            "error": None,
-        })
+        cases.append(
+            {
+                "group": data.get("group"),
+                "scenario": data.get("scenario"),
+                "case_id": data["case_id"],
+                "model": data.get("model"),
+                "label": data.get("label"),
+                "response_sha256": data.get("response_sha256"),
+                "annotator": _who(chosen),
+                "verdicts": verdicts,
+                "error": None,
+            }
+        )
     if not cases:
-        raise InputError(f"{export}: no task has a usable annotation" + (f" by {annotator}" if annotator else "") + "; label some tasks, then export again")
-    write_json(out, {
-        "tool": "pytest-specbench",
-        "kind": "labels",
-        "version": LABELS_FORMAT_VERSION,
-        "source": str(export),
-        "settings": settings,
-        "cases": cases,
-    })
+        raise InputError(
+            f"{export}: no task has a usable annotation"
+            + (f" by {annotator}" if annotator else "")
+            + "; label some tasks, then export again"
+        )
+    write_json(
+        out,
+        {
+            "tool": "pytest-specbench",
+            "kind": "labels",
+            "version": LABELS_FORMAT_VERSION,
+            "source": str(export),
+            "settings": settings,
+            "cases": cases,
+        },
+    )
     return ImportResult(len(cases), skipped, missing)

@@ -60,10 +60,14 @@ class EmbeddingCache:
         try:
             self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, dim INTEGER NOT NULL, value BLOB NOT NULL)")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, dim INTEGER NOT NULL, value BLOB NOT NULL)"
+            )
             self._db.commit()
         except sqlite3.DatabaseError as exc:
-            raise InputError(f"the embedding cache {path} cannot be used ({exc}); delete it or pass --no-cache") from exc
+            raise InputError(
+                f"the embedding cache {path} cannot be used ({exc}); delete it or pass --no-cache"
+            ) from exc
 
     @staticmethod
     def key(model: str, text: str) -> str:
@@ -96,7 +100,9 @@ def open_embedding_cache(folder: Path | None) -> EmbeddingCache:
 def parse_model(ref: str, option: str = "--model") -> tuple[str, str]:
     provider, sep, name = ref.partition("/")
     if not sep or not provider or not name:
-        raise InputError(f"{option} {ref!r}: write PROVIDER/NAME, e.g. llamacpp/smollm2 (embedded, offline) or openai/gpt-4.1")
+        raise InputError(
+            f"{option} {ref!r}: write PROVIDER/NAME, e.g. llamacpp/smollm2 (embedded, offline) or openai/gpt-4.1"
+        )
     return provider, name
 
 
@@ -129,7 +135,9 @@ def load_plugins(names: Sequence[str]) -> BackendRegistry:
         try:
             module = importlib.import_module(name)
         except ImportError as exc:
-            raise InputError(f"-p {name}: the plugin module cannot be imported ({exc}); it must be on the import path, as for pytest -p") from exc
+            raise InputError(
+                f"-p {name}: the plugin module cannot be imported ({exc}); it must be on the import path, as for pytest -p"
+            ) from exc
         manager.register(module, name)
     manager.hook.pytest_specbench_add_backends(registry=registry)
     return registry
@@ -162,10 +170,23 @@ def make_backend(
             from ..profiles import load_profiles
 
             loaded = load_profiles(profiles)
-        resolved = resolve_model(ref, registry, loaded, base_urls=tuple(base_urls), timeout=timeout, retries=retries, n_ctx=n_ctx, http_client=http_client or HTTP_CLIENTS[0])
+        resolved = resolve_model(
+            ref,
+            registry,
+            loaded,
+            base_urls=tuple(base_urls),
+            timeout=timeout,
+            retries=retries,
+            n_ctx=n_ctx,
+            http_client=http_client or HTTP_CLIENTS[0],
+        )
         return registry.create(resolved.spec)
     except ConfigError as exc:
-        hint = "; write PROVIDER/NAME, e.g. llamacpp/smollm2 (embedded, offline) or openai/gpt-4.1, or a profile name" if is_profile_ref(ref) else ""
+        hint = (
+            "; write PROVIDER/NAME, e.g. llamacpp/smollm2 (embedded, offline) or openai/gpt-4.1, or a profile name"
+            if is_profile_ref(ref)
+            else ""
+        )
         raise InputError(f"{option} {ref!r}: {exc}{hint}") from exc
 
 

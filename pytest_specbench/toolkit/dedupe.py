@@ -59,7 +59,9 @@ def _check(n: int, keep: int) -> None:
     if keep < 1:
         raise InputError(f"--keep must be at least 1, got {keep}")
     if keep > n:
-        raise InputError(f"--keep {keep} is more than the {n} prompts given; nothing can be kept that is not there (choose K <= {n})")
+        raise InputError(
+            f"--keep {keep} is more than the {n} prompts given; nothing can be kept that is not there (choose K <= {n})"
+        )
 
 
 def _drop(i: int, j: int, s_i: float, s_j: float) -> int:

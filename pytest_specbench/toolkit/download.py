@@ -73,7 +73,9 @@ class Manifest:
         data = read_json(path)
         where = str(path)
         if not isinstance(data, dict) or not isinstance(data.get("files"), dict) or not data["files"]:
-            raise InputError(f"{where}: a manifest is a JSON object with a non-empty 'files' mapping of path -> {{sha256, size}}")
+            raise InputError(
+                f"{where}: a manifest is a JSON object with a non-empty 'files' mapping of path -> {{sha256, size}}"
+            )
         entries = []
         for rel, meta in sorted(data["files"].items()):
             if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), str) or len(meta["sha256"]) != 64:
@@ -197,7 +199,12 @@ def download(
     todo, skipped = [], []
     for entry in entries:
         target = folder / entry.path
-        if not force and target.is_file() and target.stat().st_size == entry.size and sha256_file(target) == entry.sha256:
+        if (
+            not force
+            and target.is_file()
+            and target.stat().st_size == entry.size
+            and sha256_file(target) == entry.sha256
+        ):
             skipped.append(entry.path)
         else:
             todo.append(entry)
@@ -240,7 +247,11 @@ def verify(folder: Path, manifest: Manifest | None = None) -> list[str]:
             continue
         st = target.stat()
         seen = stamp.get(entry.path) or {}
-        if seen.get("sha256") == entry.sha256 and seen.get("size") == st.st_size and seen.get("mtime_ns") == st.st_mtime_ns:
+        if (
+            seen.get("sha256") == entry.sha256
+            and seen.get("size") == st.st_size
+            and seen.get("mtime_ns") == st.st_mtime_ns
+        ):
             continue
         if st.st_size != entry.size or sha256_file(target) != entry.sha256:
             problems.append(f"{entry.path}: contents differ from the manifest")

@@ -171,7 +171,9 @@ def minilm_gguf(folder: Path | None = None) -> Path:
     """
     from .store import cache_root
 
-    target = (folder or cache_root() / "models") / f"all-MiniLM-L6-v2.f32.v{CONVERTER_VERSION}.{MINILM_SAFETENSORS_SHA256[:12]}.gguf"
+    target = (
+        folder or cache_root() / "models"
+    ) / f"all-MiniLM-L6-v2.f32.v{CONVERTER_VERSION}.{MINILM_SAFETENSORS_SHA256[:12]}.gguf"
     if target.is_file():
         return target
     archive = minilm_archive()
@@ -181,7 +183,9 @@ def minilm_gguf(folder: Path | None = None) -> Path:
             zf.extractall(tmp)
         digest = _sha256(Path(tmp) / "model.safetensors")
         if digest != MINILM_SAFETENSORS_SHA256:
-            raise ToolkitError(f"{archive} holds a model.safetensors with SHA-256 {digest}, not the published all-MiniLM-L6-v2 ({MINILM_SAFETENSORS_SHA256}); reinstall {MINILM_DISTRIBUTION}")
+            raise ToolkitError(
+                f"{archive} holds a model.safetensors with SHA-256 {digest}, not the published all-MiniLM-L6-v2 ({MINILM_SAFETENSORS_SHA256}); reinstall {MINILM_DISTRIBUTION}"
+            )
         partial = Path(tmp) / "model.gguf"
         bert_folder_to_gguf(Path(tmp), partial, name=DEFAULT_EMBEDDER)
         os.replace(partial, target)
@@ -208,10 +212,14 @@ def bert_folder_to_gguf(src: Path, dest: Path, *, name: str) -> None:
         import gguf
         from safetensors.numpy import load_file
     except ImportError as exc:
-        raise InputError(f"converting {src} for llama.cpp needs the gguf and safetensors packages: {INSTALL_HINT}") from exc
+        raise InputError(
+            f"converting {src} for llama.cpp needs the gguf and safetensors packages: {INSTALL_HINT}"
+        ) from exc
     config = json.loads((src / "config.json").read_text(encoding="utf-8"))
     if config.get("model_type") != "bert":
-        raise InputError(f"{src} is a {config.get('model_type')!r} model; only BERT folders can be converted (give a .gguf with llamacpp/PATH instead)")
+        raise InputError(
+            f"{src} is a {config.get('model_type')!r} model; only BERT folders can be converted (give a .gguf with llamacpp/PATH instead)"
+        )
     n_blocks = int(config["num_hidden_layers"])
     writer = gguf.GGUFWriter(str(dest), gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.BERT])
     writer.add_name(name)
@@ -228,7 +236,9 @@ def bert_folder_to_gguf(src: Path, dest: Path, *, name: str) -> None:
     tokenizer = json.loads((src / "tokenizer.json").read_text(encoding="utf-8"))
     model = tokenizer.get("model") or {}
     if model.get("type") != "WordPiece":
-        raise InputError(f"{src}/tokenizer.json is a {model.get('type')!r} tokenizer; the BERT conversion needs WordPiece")
+        raise InputError(
+            f"{src}/tokenizer.json is a {model.get('type')!r} tokenizer; the BERT conversion needs WordPiece"
+        )
     normalizer = tokenizer.get("normalizer") or {}
     special = {t["content"] for t in tokenizer.get("added_tokens", []) if t.get("special")}
     by_id = {i: tok for tok, i in model["vocab"].items()}
@@ -269,7 +279,9 @@ def bert_folder_to_gguf(src: Path, dest: Path, *, name: str) -> None:
             continue  # not part of the sentence encoder
         mapped = names.get_name(plain, try_suffixes=(".weight", ".bias"))
         if mapped is None:
-            raise ToolkitError(f"{src}/model.safetensors has a tensor {hf_name!r} that llama.cpp's BERT has no place for")
+            raise ToolkitError(
+                f"{src}/model.safetensors has a tensor {hf_name!r} that llama.cpp's BERT has no place for"
+            )
         writer.add_tensor(mapped, tensors[hf_name].astype("float32"))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -312,7 +324,9 @@ class OpenAIEmbedder:
 
         # The chat backend owns the transport, the round-robin over base URLs, the key and the retry
         # decision; embeddings reuse all of it and only post to another path.
-        self._backend = OpenAICompatBackend(BackendSpec("openai", model, base_urls=openai_base_urls(base_urls), timeout=timeout, max_retries=retries))
+        self._backend = OpenAICompatBackend(
+            BackendSpec("openai", model, base_urls=openai_base_urls(base_urls), timeout=timeout, max_retries=retries)
+        )
         self.model = model
         self.cache_id = embedder_id(f"openai/{model}", base_urls)
 
@@ -339,7 +353,9 @@ class OpenAIEmbedder:
             chunks = [texts[i : i + self.BATCH] for i in range(0, len(texts), self.BATCH)]
             results = await asyncio.gather(*(batch(c) for c in chunks))
         except RequestFailed as exc:
-            raise ToolkitError(f"--embedder openai/{self.model} at {', '.join(self._backend.base_urls)}: {exc}") from exc
+            raise ToolkitError(
+                f"--embedder openai/{self.model} at {', '.join(self._backend.base_urls)}: {exc}"
+            ) from exc
         finally:
             await self._backend.aclose()
         rows = [row for chunk in results for row in chunk]
@@ -350,17 +366,23 @@ class OpenAIEmbedder:
     async def _post(self, chunk: list[str]) -> list[list[float]]:
         transport, base = self._backend._send()
         try:
-            data = await transport.post(base, "/embeddings", {"model": self.model, "input": chunk, "encoding_format": "float"})
+            data = await transport.post(
+                base, "/embeddings", {"model": self.model, "input": chunk, "encoding_format": "float"}
+            )
         except ValueError as exc:
             raise ValueError(f"the server's answer is not valid JSON ({exc})") from exc
         items = data.get("data") if isinstance(data, dict) else None
         if not isinstance(items, list) or len(items) != len(chunk):
-            raise ValueError(f"the server answered {len(items) if isinstance(items, list) else 'no'} embedding(s) for {len(chunk)} input(s)")
+            raise ValueError(
+                f"the server answered {len(items) if isinstance(items, list) else 'no'} embedding(s) for {len(chunk)} input(s)"
+            )
         try:
             ordered = sorted(items, key=lambda item: int(item.get("index", 0)))
             rows = [[float(v) for v in item["embedding"]] for item in ordered]
         except (TypeError, KeyError, ValueError, AttributeError) as exc:
-            raise ValueError(f"an embedding in the answer is not a list of numbers ({type(exc).__name__}: {exc})") from exc
+            raise ValueError(
+                f"an embedding in the answer is not a list of numbers ({type(exc).__name__}: {exc})"
+            ) from exc
         if any(not r for r in rows):
             raise ValueError("the server answered an empty embedding")
         return rows
@@ -384,7 +406,9 @@ class SentenceTransformersEmbedder:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
-            raise InputError('--embedder st/… needs sentence-transformers (and with it PyTorch): pip install "pytest-specbench[sentence-transformers]"') from exc
+            raise InputError(
+                '--embedder st/… needs sentence-transformers (and with it PyTorch): pip install "pytest-specbench[sentence-transformers]"'
+            ) from exc
         source = os.path.abspath(name) if os.path.isdir(name) else name
         try:
             self._model = SentenceTransformer(source, device="cpu")
@@ -395,7 +419,13 @@ class SentenceTransformersEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         import numpy as np
 
-        out = self._model.encode(list(texts), batch_size=self.BATCH, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True)
+        out = self._model.encode(
+            list(texts),
+            batch_size=self.BATCH,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+        )
         return np.asarray(out, dtype=np.float32)
 
     def close(self) -> None:

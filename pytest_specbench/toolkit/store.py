@@ -225,7 +225,9 @@ class PromptSet:
                 raise InputError(f"{path}: must be a JSON list of prompt objects")
             records, kind = data, "json"
         else:
-            raise InputError(f"{path}: unsupported input; give a YAML suite (.yaml), a .json list or a .jsonl file of prompts")
+            raise InputError(
+                f"{path}: unsupported input; give a YAML suite (.yaml), a .json list or a .jsonl file of prompts"
+            )
         return cls(path, kind, _checked(path, records))
 
     @classmethod
@@ -256,7 +258,9 @@ class PromptSet:
         out = Path(out)
         if self.kind == "suite" or out.suffix in (".yaml", ".yml"):
             if self.header is None:
-                raise InputError(f"{out}: a YAML suite needs a scenario and specs; the input {self.path} is a plain prompt list, so write .json or .jsonl")
+                raise InputError(
+                    f"{out}: a YAML suite needs a scenario and specs; the input {self.path} is a plain prompt list, so write .json or .jsonl"
+                )
             return write_suite(out, self.header, records)
         if out.suffix == ".jsonl":
             atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))

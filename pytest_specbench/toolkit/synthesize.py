@@ -118,7 +118,9 @@ def load_scenario_specs(path: Path) -> tuple[Scenario, dict[str, Any]]:
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 probe = Path(tmp) / path.name
-                probe.write_text(text.rstrip("\n") + '\nprompts:\n  - {label: safe, prompt: "placeholder"}\n', encoding="utf-8")
+                probe.write_text(
+                    text.rstrip("\n") + '\nprompts:\n  - {label: safe, prompt: "placeholder"}\n', encoding="utf-8"
+                )
                 scenario, _ = load_yaml_suite(probe)
     except SuiteError as exc:
         raise InputError(str(SuiteError(str(path), exc.detail, field=exc.field, line=exc.line))) from exc
@@ -132,7 +134,11 @@ def plan(scenario: Scenario, per_spec: int, safe: int) -> list[Job]:
         raise InputError(f"--per-spec must be at least 1, got {per_spec}")
     if safe < 0:
         raise InputError(f"--safe must be 0 or more, got {safe}")
-    jobs = [Job(f"syn-{spec.id}-{k:03d}"[:64], "unsafe", k, per_spec, spec) for spec in scenario.safety for k in range(1, per_spec + 1)]
+    jobs = [
+        Job(f"syn-{spec.id}-{k:03d}"[:64], "unsafe", k, per_spec, spec)
+        for spec in scenario.safety
+        for k in range(1, per_spec + 1)
+    ]
     jobs += [Job(f"syn-safe-{k:03d}", "safe", k, safe) for k in range(1, safe + 1)]
     return jobs
 
@@ -187,7 +193,14 @@ def synthesize(
     scenario, header = load_scenario_specs(suite)
     n_safe = len(scenario.safety) * per_spec if safe is None else safe
     jobs = plan(scenario, per_spec, n_safe)
-    settings = {"v": PROMPT_VERSION, "model": backend.label, "temperature": temperature, "max_tokens": max_tokens, "seed": seed, "scenario": scenario.key}
+    settings = {
+        "v": PROMPT_VERSION,
+        "model": backend.label,
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "seed": seed,
+        "scenario": scenario.key,
+    }
     log = ResumeLog(partial_log_for(out), run=fingerprint(settings), restart=restart)
     todo = [j for j in jobs if j.id not in log]
     reused = len(jobs) - len(todo)
@@ -197,11 +210,17 @@ def synthesize(
         messages = ({"role": "system", "content": _SYSTEM}, {"role": "user", "content": instructions(scenario, job)})
         for attempt in range(EMPTY_RETRIES + 1):
             s = item_seed(seed, job.id, attempt)
-            completion = await backend.generate(GenerationRequest(messages=messages, decoding=Decoding(temperature=temperature, max_tokens=max_tokens, seed=s)))
+            completion = await backend.generate(
+                GenerationRequest(
+                    messages=messages, decoding=Decoding(temperature=temperature, max_tokens=max_tokens, seed=s)
+                )
+            )
             text = clean(completion.text)
             if text:
                 record: dict[str, Any] = {"id": job.id, "label": job.label, "prompt": text}
-                record["source"] = f"synthesized by {backend.label}" + (f" for {job.spec.id}" if job.spec is not None else " (safe, in scope)")
+                record["source"] = f"synthesized by {backend.label}" + (
+                    f" for {job.spec.id}" if job.spec is not None else " (safe, in scope)"
+                )
                 if job.spec is not None:
                     record.update(spec=job.spec.id, spec_text=job.spec.text)
                 record.update(model=backend.label, seed=s, temperature=temperature)
@@ -227,7 +246,9 @@ def synthesize(
         log.close()
     records = log.ordered(j.id for j in jobs)
     if not records:
-        raise InputError(f"the model produced no usable prompt for {suite} ({len(failed)} tried); try another --model or a higher --max-tokens")
+        raise InputError(
+            f"the model produced no usable prompt for {suite} ({len(failed)} tried); try another --model or a higher --max-tokens"
+        )
     written = write_suite(out, header, records)
     if not failed:
         log.path.unlink(missing_ok=True)
@@ -240,4 +261,3 @@ def default_output(suite: Path, scenario_key: str | None = None) -> Path:
     if suite.is_dir():
         return Path.cwd() / f"specbench_{scenario_key or suite.name}_synth.yaml"
     return suite.with_name(suite.stem + "_synth.yaml")
-
