@@ -107,35 +107,14 @@ def render_summary(
         for row in (r for r in summary.rows if r.group == group):
             tokens = "-" if row.tokens is None else f"{row.tokens:.0f}"
             cell = summary.cell(group, None if row.scenario == ALL else row.scenario, row.split)
-            if row.scenario != ALL:
+            avg = summary.average(group, row.split) if row.scenario == ALL else None
+            # a scenario row, or an overall row whose scenarios are equal in size (the mean over scenarios
+            # is then the pooled mean, interval included): one line
+            if avg is None or avg.equal:
+                label = AVG_LABEL if row.scenario == ALL else row.scenario
+                ci = _ci(cell, "sar")
                 lines.append(
-                    _row_line(
-                        row.scenario,
-                        row.split,
-                        row.cases,
-                        row.errors,
-                        row.safety,
-                        row.behavioral,
-                        row.sar,
-                        _ci(cell, "sar"),
-                        tokens,
-                    )
-                )
-                continue
-            avg = summary.average(group, row.split)
-            if avg is None or avg.equal:  # equal sizes: the mean over scenarios is the pooled mean, interval included
-                lines.append(
-                    _row_line(
-                        AVG_LABEL,
-                        row.split,
-                        row.cases,
-                        row.errors,
-                        row.safety,
-                        row.behavioral,
-                        row.sar,
-                        _ci(cell, "sar"),
-                        tokens,
-                    )
+                    _row_line(label, row.split, row.cases, row.errors, row.safety, row.behavioral, row.sar, ci, tokens)
                 )
                 continue
             lines.append(

@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 DIRECTIVE = re.compile(r"VERDICTS\s+S=([A-Z,]*)\s+B=([A-Z,]*)")
@@ -337,3 +338,18 @@ def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 10, "completion_tokens": tokens, "total_tokens": tokens + 10},
     }
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """Plumbing for the few threaded test servers that are not chat APIs: quiet logs, JSON replies."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, payload: Any) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)

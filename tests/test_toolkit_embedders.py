@@ -9,12 +9,13 @@ import re
 import subprocess
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from scripted_server import JsonHandler
 
 from pytest_specbench.cli import main
 from pytest_specbench.suite import load_yaml_suite
@@ -142,21 +143,6 @@ def test_sentence_transformers_embedder_says_which_extra_to_install() -> None:
 
 
 # ------------------------------------------------------------------------------------ /v1/embeddings
-
-
-class JsonHandler(BaseHTTPRequestHandler):
-    """Request handler plumbing for the embeddings server: quiet logs, JSON replies."""
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, payload: Any) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
 
 class EmbeddingServer:

@@ -20,11 +20,12 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import jinja2
 import pytest
+from scripted_server import JsonHandler
 
 # Our own template, written to reproduce Qwen3's handling of the last assistant turn (not Qwen's text).
 QWEN3_LIKE_TEMPLATE = """\
@@ -46,21 +47,6 @@ QWEN3_LIKE_TEMPLATE = """\
 """
 
 Responder = Callable[[dict[str, Any], int], str]
-
-
-class JsonHandler(BaseHTTPRequestHandler):
-    """Request handler plumbing for the stub: quiet logs, JSON replies."""
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, payload: Any) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
 
 def default_reply(record: dict[str, Any], n: int) -> str:
