@@ -7,8 +7,10 @@ Data flow, which is the same with and without pytest-xdist:
    a case that cannot be scored (server down, unreadable judge) errors there with the reason;
 3. the outcome travels as one JSON string in the report's ``user_properties`` (one C-speed encode
    instead of execnet serialising a nested dict, about 5x cheaper per case under xdist);
-4. the controlling process collects those dicts from the reports it logs, then prints the summary,
-   writes the JSON report and applies the gates.
+4. the controlling process takes each record off the report it logs: the text goes to a case store on
+   disk, a slim copy (ids, labels, scores, verdict labels) stays in memory
+   (:mod:`pytest_specbench.casestore`); at the end it prints the summary and applies the gates from the
+   slim copies and streams the reports from the store.
 
 Work happens in three steps so that a project without spec cases pays nothing: :meth:`check`
 (registries, profiles, method options: at configure when a ``--specbench-*`` option is given, else once
@@ -31,6 +33,7 @@ from .distributed import DEFAULT_PIPELINE, Role, WorkerQueue, role
 if TYPE_CHECKING:
     import threading
 
+    from .casestore import CaseStore, SlimRecord
     from .record import CaseRecord
     from .runconfig import RunConfig
     from .runner import CaseOutcome, Engine
@@ -70,7 +73,10 @@ class SpecbenchSession:
         self.server: Any = None
         self.redactor = Redactor()
         self.redactor.add_env("OPENAI_API_KEY")
-        self.records: list[dict[str, Any]] = []
+        #: Slim copies of the case records (ids, labels, scores, verdict labels); the full ones are in ``store``.
+        self.records: list[SlimRecord] = []
+        #: The full case records, on disk (controller only; made on the first record).
+        self.store: CaseStore | None = None
         self.collected_scenarios: set[str] = set()
         #: scenario key -> the suite that defined it (see suite.claim_scenario_key)
         self.claimed_scenarios: dict[str, str] = {}
@@ -331,6 +337,8 @@ class SpecbenchSession:
         if self.server is not None:
             self.server.stop()
             self.server = None
+        if self.store is not None:
+            self.store.close()
         if self._frozen or self.records:
             self._freeze_leftovers()
 
@@ -469,22 +477,37 @@ class SpecbenchSession:
             return
         if report.when != "call" and report.passed:
             _unlist_silent_report(self.config, report)
-        for name, text in report.user_properties:
-            if name == RECORD_KEY and isinstance(text, str):
-                value = json.loads(text)
-                specs = value.pop("scenario_specs", None)
-                if specs:
-                    self.spec_texts.setdefault(value["scenario"], dict(specs))
-                key = (value["group"], value.get("suite"), value["case_id"])
-                if key in self._seen:  # the same case asserted by several tests counts once
-                    continue
-                self._seen.add(key)
-                self.records.append(value)
-                line = self.progress.update(value, self._engine.in_flight if self._engine is not None else None)
-                if line and self.config.get_verbosity() >= 0:
-                    reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-                    if reporter is not None:
-                        reporter.write_line(line)
+        carried = [(name, text) for name, text in report.user_properties if name == RECORD_KEY]
+        if not carried:
+            return
+        # the report outlives this hook (the terminal reporter keeps it for the run): the record's text
+        # moves to the case store instead of staying on it; every other plugin's logreport has seen it
+        report.user_properties = [p for p in report.user_properties if p[0] != RECORD_KEY]
+        for _, text in carried:
+            if isinstance(text, str):
+                self._add_record(text)
+
+    def _add_record(self, text: str) -> None:
+        """Store one case's record (its JSON text) and keep its slim copy, once per case."""
+        from .casestore import CaseStore
+
+        value = json.loads(text)
+        specs = value.pop("scenario_specs", None)
+        if specs:
+            self.spec_texts.setdefault(value["scenario"], dict(specs))
+            text = json.dumps(value, ensure_ascii=False)
+        key = (value["group"], value.get("suite"), value["case_id"])
+        if key in self._seen:  # the same case asserted by several tests counts once
+            return
+        self._seen.add(key)
+        if self.store is None:
+            self.store = CaseStore()
+        self.records.append(self.store.add(text, value))
+        line = self.progress.update(value, self._engine.in_flight if self._engine is not None else None)
+        if line and self.config.get_verbosity() >= 0:
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter.write_line(line)
 
     # ------------------------------------------------------------------------------------------ finish
 
@@ -541,21 +564,25 @@ class SpecbenchSession:
         )
         base = self.config.invocation_params.dir
 
-        def html(path: Path) -> None:
-            from .reporting.html import write_html
+        store = self.store
+        assert store is not None  # every record came through it
 
-            write_html(report, path, self.spec_texts, resamples=st.bootstrap, summary=self.summary)
+        def html(path: Path) -> None:
+            from .reporting.html import listed_positions, write_html
+
+            listed = store.pick(listed_positions(self.records))
+            write_html(report, path, self.spec_texts, resamples=st.bootstrap, summary=self.summary, listed=listed)
 
         def table(path: Path) -> None:
             from .reporting.tables import write_table
 
-            write_table(self.records, path, self.spec_texts)
+            write_table(store.records(), path, self.spec_texts)
 
         from .errors import SpecbenchError
 
         # each output on its own: one that cannot be written (a folder, a full disk) costs only itself
         for flag, out, write in (
-            (opts.OPT_REPORT, st.report, lambda p: write_report(p, report)),
+            (opts.OPT_REPORT, st.report, lambda p: write_report(p, report, store.texts())),
             (opts.OPT_HTML, st.html, html),
             (opts.OPT_CSV, st.csv, table),
         ):

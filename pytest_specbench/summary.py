@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -266,8 +267,23 @@ def build_report(
     return report
 
 
-def write_report(path: Path, report: Mapping[str, Any]) -> None:
-    """Write the JSON report atomically (a reader never sees half a file), streamed rather than built as a string."""
-    from .atomic import write_json
+def write_report(path: Path, report: Mapping[str, Any], case_texts: Iterable[str] | None = None) -> None:
+    """Write the JSON report atomically (a reader never sees half a file), one case per line.
 
-    write_json(path, report, create_parents=False)
+    ``case_texts`` are the cases as compact JSON texts (the run's case store streams them from disk);
+    without it, ``report["cases"]`` is encoded here. Either way the cases are written one at a time by
+    the C encoder: the settings, summary and specs above them are indented, the cases are not, because
+    ``indent`` switches :mod:`json` to its pure-Python encoder, several times slower per case.
+    """
+    from .atomic import atomic_open
+
+    head = json.dumps({k: v for k, v in report.items() if k != "cases"}, ensure_ascii=False, indent=1)
+    if case_texts is None:
+        case_texts = (json.dumps(c, ensure_ascii=False) for c in report.get("cases") or ())
+    with atomic_open(path, "w", create_parents=False) as fh:
+        fh.write(head[: head.rindex("}")].rstrip())
+        fh.write(',\n "cases": [' if len(head) > 2 else '"cases": [')
+        for n, text in enumerate(case_texts):
+            fh.write("\n  " if n == 0 else ",\n  ")
+            fh.write(text)
+        fh.write("\n ]\n}\n")

@@ -236,3 +236,25 @@ def test_lower_bound_gates_and_a_missing_summary(report: dict) -> None:
     # scenarios and the pooled mean, both shown
     assert re.search(r'<td>Avg. \(paper\)</td><td>all</td><td class="num">40</td><td class="num">1</td>', page)
     assert re.search(r'<td>pooled</td><td>all</td><td class="num">40</td><td class="num">1</td>', page)
+
+
+def test_a_large_run_lists_its_errors_and_failures_first_up_to_the_limit(
+    report: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past MAX_LISTED_CASES the case browser lists errored, then failed, then passed cases and says so;
+    the summary still counts every case."""
+    from pytest_specbench.reporting import html
+    from pytest_specbench.reporting.tables import case_status
+
+    cases = report["cases"]
+    order = {"error": 0, "failed": 1, "passed": 2}
+    limit = 7
+    monkeypatch.setattr(html, "MAX_LISTED_CASES", limit)
+    page = render_html(report, SPEC_TEXTS, resamples=200)
+    blocks = re.findall(r'<details class="case" ([^>]*)>', page)
+    statuses = [re.search(r'data-status="(\w+)"', b).group(1) for b in blocks]
+    expected = sorted((case_status(c) for c in cases), key=order.__getitem__)[:limit]
+    assert statuses == expected and len(cases) > limit
+    assert f"Listed here: {limit:,} of {len(cases):,} cases" in page
+    assert f"{len(cases)} case records" in page
+    assert html.listed_positions(cases, limit=len(cases)) == list(range(len(cases)))  # all fit: run order

@@ -151,3 +151,22 @@ def test_report_extras_are_json_ready() -> None:
     assert json.loads(json.dumps(extras)) == extras
     assert len(extras["spec_rates"]) == 2 * 2 * 11
     assert [d["scenario"] for d in extras["paired_deltas"]] == ["Child", "Code", "ALL"]
+
+
+def test_csv_streamed_row_by_row_is_the_text_pandas_writes(tmp_path: Path) -> None:
+    """The CSV is written from a one-pass iterator with the csv module; its text is pandas' to_csv of the frame."""
+    cases = make_report(cases_per_scenario=6)["cases"]
+    tricky = _case(
+        "odd,id",
+        {**_verdict("S1", "NO"), "reason": 'says "no",\nthen more\r\nand é'},
+        {**_verdict("B1", "NA", "behavioral"), "reason": ""},
+    )
+    tricky["score"] = {"risk": 1, "r": 1 / 3, "s": 0.0, "applicable": 3, "violated": ["S1"]}
+    odd_score = _case("x", _verdict("S1", "YES"))
+    odd_score["score"] = {"risk": 0, "r": "0.25", "s": None, "applicable": 1, "violated": []}
+    records = [*cases, tricky, odd_score, _case("e", error="server down")]
+    path = tmp_path / "cases.csv"
+    rows = write_table(iter(records), path, SPEC_TEXTS)
+    expected = verdict_frame(records, SPEC_TEXTS).to_csv(index=False)
+    assert path.read_bytes().decode("utf-8") == expected
+    assert rows == len(verdict_frame(records, SPEC_TEXTS))

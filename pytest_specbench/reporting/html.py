@@ -642,16 +642,42 @@ def _select(id_: str, label: str, options: Iterable[tuple[str, str]]) -> str:
     return f'<label for="{id_}">{_e(label)}<select id="{id_}"><option value="">all</option>{opts}</select></label>'
 
 
-def _cases_html(records: Sequence[Mapping[str, Any]], spec_texts: SpecTexts, groups: Sequence[str]) -> str:
+#: Cases the case browser lists one by one. Beyond a few thousand expandable rows a browser tab slows to
+#: a crawl, and a reader looks at failures first; the JSON report and the CSV table hold every case.
+MAX_LISTED_CASES = 2000
+_LIST_ORDER = {"error": 0, "failed": 1, "passed": 2}
+
+
+def listed_positions(records: Sequence[Mapping[str, Any]], limit: int | None = None) -> list[int]:
+    """Positions (in ``records``) of the cases the case browser lists: all of them in run order when they
+    fit in ``limit`` (default :data:`MAX_LISTED_CASES`), else the first ``limit`` of errored, then failed,
+    then passed, each in run order."""
+    limit = MAX_LISTED_CASES if limit is None else limit
+    if len(records) <= limit:
+        return list(range(len(records)))
+    ranked = sorted(range(len(records)), key=lambda n: _LIST_ORDER.get(case_status(records[n]), 3))
+    return ranked[:limit]
+
+
+def _cases_html(
+    records: Sequence[Mapping[str, Any]],
+    listed: Sequence[Mapping[str, Any]],
+    spec_texts: SpecTexts,
+    groups: Sequence[str],
+) -> str:
+    """The case browser: filters built from every record, one expandable row per ``listed`` record."""
     scenarios = list(dict.fromkeys(str(r["scenario"]) for r in records))
-    spec_kind = {
-        f"{r['scenario']}/{v['spec']}": (str(r["scenario"]), str(v["spec"]), v.get("kind", ""))
-        for r in records
-        for v in r.get("verdicts") or ()
-    }
-    violated = [k for k in spec_kind if any(k in _no_keys(r) for r in records)]
+    spec_kind: dict[str, tuple[str, str, str]] = {}
+    violated: set[str] = set()
+    for r in records:
+        for v in r.get("verdicts") or ():
+            key = f"{r['scenario']}/{v['spec']}"
+            if key not in spec_kind:
+                spec_kind[key] = (str(r["scenario"]), str(v["spec"]), v.get("kind", ""))
+            if v.get("label") == "NO":
+                violated.add(key)
     spec_options = []
-    for key in violated:
+    for key in (k for k in spec_kind if k in violated):
         scenario, spec, kind = spec_kind[key]
         text = spec_texts.get(scenario, {}).get(spec, "")
         spec_options.append((key, f"{scenario} · {spec} ({kind}){' — ' + text[:60] if text else ''}"))
@@ -665,12 +691,19 @@ def _cases_html(records: Sequence[Mapping[str, Any]], spec_texts: SpecTexts, gro
         + '<button type="button" id="f-expand">expand all</button><button type="button" id="f-collapse">collapse all</button>'
         + '<button type="button" id="f-reset">reset</button><span id="f-count"></span></div>'
     )
+    note = ""
+    if len(listed) < len(records):
+        note = (
+            f'<p class="small muted">Listed here: {len(listed):,} of {len(records):,} cases (errored first, then '
+            "failed, then passed, each in run order); the filters and counts below apply to the listed ones. "
+            "The JSON report and the CSV table hold every case.</p>"
+        )
     head = (
         '<div class="case-head"><span>outcome</span><span>model · method</span><span>scenario</span><span>case</span>'
         '<span>split</span><span>s</span><span>specs judged NO (<span class="sv">safety</span>, <span class="bm">behavioral</span>)</span></div>'
     )
-    cases = "".join(_case_html(r, spec_texts.get(str(r["scenario"]), {})) for r in records)
-    return filters + head + cases
+    cases = "".join(_case_html(r, spec_texts.get(str(r["scenario"]), {})) for r in listed)
+    return note + filters + head + cases
 
 
 def render_html(
@@ -680,12 +713,15 @@ def render_html(
     resamples: int = DEFAULT_RESAMPLES,
     title: str | None = None,
     summary: RunSummary | None = None,
+    listed: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
     """The report as one HTML string (see the module docstring for what "self-contained" promises).
 
     ``report`` is the JSON report dict. The numbers come from ``summary`` when the caller has it (the
     plugin passes the one its session finish computed); otherwise from the report's stored intervals, or,
-    for a report without them, computed from its cases with the run's seed and ``resamples``.
+    for a report without them, computed from its cases with the run's seed and ``resamples``. ``listed``
+    are the full records of the cases the case browser shows, in that order (the plugin reads them back
+    from its case store, whose ``report["cases"]`` are slim); by default those at :func:`listed_positions`.
     """
     records: Sequence[Mapping[str, Any]] = report.get("cases") or []
     texts: SpecTexts = spec_texts or {}
@@ -739,7 +775,12 @@ def render_html(
     if records:
         parts += [
             '<section class="card"><h2>Cases</h2>',
-            _cases_html(records, texts, groups),
+            _cases_html(
+                records,
+                listed if listed is not None else [records[n] for n in listed_positions(records)],
+                texts,
+                groups,
+            ),
             "</section>",
             f"<script>{_JS}</script>",
         ]
@@ -754,6 +795,7 @@ def write_html(
     *,
     resamples: int = DEFAULT_RESAMPLES,
     summary: RunSummary | None = None,
+    listed: Sequence[Mapping[str, Any]] | None = None,
 ) -> None:
     """Write :func:`render_html` to ``path`` atomically.
 
@@ -763,6 +805,6 @@ def write_html(
     path = Path(path)
     if not path.parent.is_dir():
         raise ConfigError(f"{path}: the folder {path.parent} does not exist; create it or choose another path")
-    text = render_html(report, spec_texts, resamples=resamples, summary=summary)
+    text = render_html(report, spec_texts, resamples=resamples, summary=summary, listed=listed)
     with atomic_open(path) as fh:
         fh.write(text)

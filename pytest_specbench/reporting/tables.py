@@ -16,12 +16,13 @@ missing value by default; read with ``keep_default_na=False`` (or use Parquet) t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import csv
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..atomic import atomic_path
+from ..atomic import atomic_open, atomic_path
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -179,8 +180,14 @@ def table_format(path: Path) -> str:
     return fmt
 
 
-def write_table(records: Sequence[Mapping[str, Any]], path: Path | str, spec_texts: SpecTexts | None = None) -> int:
+def write_table(records: Iterable[Mapping[str, Any]], path: Path | str, spec_texts: SpecTexts | None = None) -> int:
     """Write the long table to ``path`` (CSV or Parquet by extension) atomically; return the row count.
+
+    ``records`` may be a one-pass iterator (the run's case store). CSV is written row by row with the
+    :mod:`csv` module, in the text :meth:`pandas.DataFrame.to_csv` gives :func:`verdict_frame` (same
+    quoting, empty cells for missing values, floats and nullable integers as pandas prints them): the long
+    table of 100,000 cases is two million rows, too many to hold as one frame. Parquet, being columnar,
+    is built in one frame.
 
     Raises :class:`~pytest_specbench.errors.ConfigError` for an unknown extension, a folder that does not
     exist, or Parquet without pyarrow installed.
@@ -196,13 +203,63 @@ def write_table(records: Sequence[Mapping[str, Any]], path: Path | str, spec_tex
             raise ConfigError(
                 f"{path}: writing Parquet needs pyarrow; pip install 'pytest-specbench[parquet]' or use .csv"
             ) from exc
-    frame = verdict_frame(records, spec_texts)
-    with atomic_path(path) as tmp:
-        if fmt == "csv":
-            frame.to_csv(tmp, index=False)
-        else:
+        frame = verdict_frame(list(records), spec_texts)
+        with atomic_path(path) as tmp:
             frame.to_parquet(tmp, index=False)
-    return len(frame)
+        return len(frame)
+    rows = 0
+    texts = spec_texts or {}
+    with atomic_open(path, "w") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(VERDICT_COLUMNS)
+        for record in records:
+            lines = _csv_rows(record, texts)
+            writer.writerows(lines)
+            rows += len(lines)
+    return rows
+
+
+def _csv_rows(rec: Mapping[str, Any], texts: SpecTexts) -> list[list[Any]]:
+    """:func:`verdict_rows` of one record as lists in ``VERDICT_COLUMNS`` order, typed as
+    :func:`verdict_frame` types them (``risk`` a nullable integer, ``r`` and ``s`` floats)."""
+    score = rec.get("score") or {}
+    risk = score.get("risk")
+    base = [
+        rec.get("group"),
+        rec.get("model"),
+        rec.get("method"),
+        rec.get("scenario"),
+        rec.get("case_id"),
+        rec.get("label"),
+        rec.get("nodeid"),
+        case_status(rec),
+        rec.get("error"),
+        rec.get("error_stage"),
+        None if risk is None else int(risk),
+        _float_or_none(score.get("r")),
+        _float_or_none(score.get("s")),
+    ]
+    verdicts = rec.get("verdicts") or ()
+    if not verdicts:
+        return [base + [None] * 6]
+    spec_text = texts.get(str(rec.get("scenario")), {})
+    return [
+        base
+        + [v.get("spec"), v.get("kind"), v.get("label"), v.get("reason"), v.get("decided_by")]
+        + [spec_text.get(str(v.get("spec")))]
+        for v in verdicts
+    ]
+
+
+def _float_or_none(value: Any) -> float | None:
+    """What ``pd.to_numeric(errors="coerce")`` makes of a cell: a float, or missing."""
+    if value is None or isinstance(value, bool):
+        return None if value is None else float(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if number != number else number  # NaN is written as an empty cell
 
 
 def case_status(record: Mapping[str, Any]) -> str:

@@ -1,0 +1,171 @@
+"""The controller's case records: full texts on disk, small summaries in memory.
+
+A case record carries the prompt, the response, the thought and every judge reason: several kilobytes.
+A run of 100,000 cases cannot keep them all as Python dicts (a dict costs several times its JSON text),
+and what is computed in memory (the summary, intervals, gates, spec rates, the baseline comparison and
+the progress line) reads only ids, labels, scores and verdict labels. So each record's JSON text, as it
+arrived on the test report, goes to an unnamed temporary file, one line each, and memory keeps a
+:class:`SlimRecord` of it. The JSON report and the CSV table stream the full records back from the file
+in one pass; the HTML report reads back only the cases it lists.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from typing import Any
+
+#: What the in-memory readers take from a record: :class:`~pytest_specbench.reporting.run.RunSummary`
+#: (rows, intervals, spec rates, facts, α sweep), the gates, the baseline comparison, the progress line
+#: and the HTML report's filters and counts. Verdicts keep everything but their reason; steps keep their
+#: stage and finish reason.
+SLIM_KEYS = (
+    "group",
+    "scenario",
+    "suite",
+    "case_id",
+    "label",
+    "model",
+    "method",
+    "nodeid",
+    "outcome",
+    "score",
+    "tokens",
+    "judge_tokens",
+    "error",
+    "error_stage",
+    "finish_reason",
+    "steps",
+    "truncated_for_judge",
+    "judge_char_limit",
+    "selector",
+    "selector_is_grader",
+    "verdicts",
+)
+_SLIM_SET = frozenset(SLIM_KEYS)
+#: Strings that repeat across records: one shared object per distinct value.
+_POOLED = (
+    "group",
+    "scenario",
+    "suite",
+    "label",
+    "model",
+    "method",
+    "outcome",
+    "error_stage",
+    "finish_reason",
+    "selector",
+)
+
+
+class SlimRecord(Mapping[str, Any]):
+    """A read-only record with only :data:`SLIM_KEYS`, in slots: a fraction of a dict with the same keys.
+
+    A key the record did not have reads as None, as ``dict.get`` would give. ``score``, the verdicts and the
+    steps are shared between records (see :meth:`CaseStore.slim`), so nothing in them may be changed.
+    """
+
+    __slots__ = SLIM_KEYS
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        for key in SLIM_KEYS:
+            object.__setattr__(self, key, values.get(key))
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in _SLIM_SET:
+            raise KeyError(key)
+        return object.__getattribute__(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(SLIM_KEYS)
+
+    def __len__(self) -> int:
+        return len(SLIM_KEYS)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a slim record is read-only")
+
+    def __repr__(self) -> str:
+        return f"SlimRecord({dict(self)!r})"
+
+
+class CaseStore:
+    """Full case records as JSON lines in a temporary file, removed when closed or when the process ends."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n")
+        self.count = 0
+        #: One shared object per distinct slim verdict, step, score and repeated string.
+        self._pool: dict[Any, Any] = {}
+
+    def add(self, text: str, record: Mapping[str, Any]) -> SlimRecord:
+        """Store one record's JSON text and return its slim copy.
+
+        ``text`` must be compact JSON (``json.dumps`` without ``indent``): JSON escapes every newline inside
+        strings, so the text is one line.
+        """
+        self._file.write(text)
+        self._file.write("\n")
+        self.count += 1
+        return self.slim(record)
+
+    def texts(self) -> Iterator[str]:
+        """Every stored record's JSON text, in arrival order."""
+        self._file.flush()
+        self._file.seek(0)
+        try:
+            for line in self._file:
+                yield line.rstrip("\n")
+        finally:
+            self._file.seek(0, 2)
+
+    def records(self, only: AbstractSet[int] | None = None) -> Iterator[dict[str, Any]]:
+        """The stored records, parsed, in arrival order: all, or those at the positions in ``only``."""
+        for n, text in enumerate(self.texts()):
+            if only is None or n in only:
+                yield json.loads(text)
+
+    def pick(self, positions: Sequence[int]) -> list[dict[str, Any]]:
+        """The records at ``positions``, parsed, in the order of ``positions`` (one pass over the file)."""
+        found = dict(zip(sorted(positions), self.records(only=frozenset(positions))))
+        return [found[n] for n in positions]
+
+    def close(self) -> None:
+        self._file.close()
+
+    def slim(self, record: Mapping[str, Any]) -> SlimRecord:
+        """The record without its texts.
+
+        Verdicts, steps, scores and repeated strings are shared between records: they are read, never
+        changed, and a run holds far fewer distinct ones than cases.
+        """
+        pool = self._pool
+        values = {key: record.get(key) for key in SLIM_KEYS}
+        for key in _POOLED:
+            value = values[key]
+            if isinstance(value, str):
+                values[key] = pool.setdefault(value, value)
+        score = values["score"]
+        if isinstance(score, dict):
+            violated = tuple(score.get("violated") or ())
+            shared = ("score", score.get("risk"), score.get("r"), score.get("s"), score.get("applicable"), violated)
+            values["score"] = pool.setdefault(shared, {**score, "violated": list(violated)})
+        verdicts = []
+        for v in values["verdicts"] or ():
+            vkey = ("verdict", v.get("spec"), v.get("kind"), v.get("label"), v.get("decided_by"))
+            verdict = pool.get(vkey)
+            if verdict is None:
+                verdict = pool[vkey] = {"spec": vkey[1], "kind": vkey[2], "label": vkey[3], "decided_by": vkey[4]}
+            verdicts.append(verdict)
+        values["verdicts"] = tuple(verdicts)
+        steps = []
+        for s in values["steps"] or ():
+            skey = ("step", s.get("stage"), s.get("finish_reason"))
+            step = pool.get(skey)
+            if step is None:
+                step = pool[skey] = {"stage": skey[1], "finish_reason": skey[2]}
+            steps.append(step)
+        values["steps"] = tuple(steps)
+        return SlimRecord(values)
