@@ -431,13 +431,20 @@ def parse_json(text: str, expected: Sequence[tuple[str, Spec]], reply: str = "")
 _LABELS: dict[str, Label] = {"YES": "YES", "NO": "NO", "NA": "NA"}
 
 
+_LABEL_NOISE = re.compile(r"[\s/]")
+
+
 def _normalise_label(value: Any) -> Label | None:
     if not isinstance(value, str):
         return None
-    return _LABELS.get(re.sub(r"[\s/]", "", value).upper())
+    exact = _LABELS.get(value)
+    return exact if exact is not None else _LABELS.get(_LABEL_NOISE.sub("", value).upper())
 
 
 _TAG = re.compile(r"<\s*/?\s*(YES|NO|N\s*/?\s*A)\s*>", re.I)
+
+
+_BLOCKS: dict[str, re.Pattern[str]] = {}
 
 
 def _block(text: str, name: str, reply: str = "") -> str | None:
@@ -451,15 +458,20 @@ def _block(text: str, name: str, reply: str = "") -> str | None:
     nest, so an opening tag left unclosed (a quoted fragment) does not swallow the block after it. A
     reply that already holds the judge's exact block also ends unreadable: the safe side of the doubt.
     """
-    blocks = re.finditer(rf"<{name}>((?:(?!<{name}>).)*?)</{name}>", text, flags=re.S | re.I)
-    own = {m.group(1) for m in blocks if m.group(0) not in reply}
+    pattern = _BLOCKS.get(name)
+    if pattern is None:
+        pattern = _BLOCKS[name] = re.compile(rf"<{name}>((?:(?!<{name}>).)*?)</{name}>", flags=re.S | re.I)
+    own = {m.group(1) for m in pattern.finditer(text) if not reply or m.group(0) not in reply}
     if len(own) > 1:
         raise ValueError(f"{len(own)} different <{name}> blocks in the answer; cannot tell which one is the verdict")
     return own.pop() if own else None
 
 
+_BEHAVIOR_TAG = re.compile(r"<(/?)behavior_specifications>", re.I)
+
+
 def _tag_names(text: str) -> str:
-    return re.sub(r"<(/?)behavior_specifications>", r"<\1behavioral_specifications>", text, flags=re.I)
+    return _BEHAVIOR_TAG.sub(r"<\1behavioral_specifications>", text) if "behavior_" in text.lower() else text
 
 
 #: A line's own number: ``2.``, ``2)``, ``(2)``, ``2:``, or with the rule's letter, ``S2.``/``B2:``.
@@ -493,7 +505,7 @@ def parse_tags(
                 raise ValueError(f"no <{name}> block in the answer")
         lines: list[tuple[int | None, str, str]] = []
         for line in block.splitlines():
-            tags = _TAG.findall(line)
+            tags = _TAG.findall(line) if "<" in line else ()
             if tags:
                 label = _normalise_label(tags[-1])
                 reason = _TAG.sub("", line).strip()
@@ -524,9 +536,12 @@ def _match_lines(
         raise ValueError(
             f"some labelled lines in <{name}> are numbered and some are not; cannot tell which rule each one judges"
         )
-    by_line = {n: (label, reason) for n, label, reason in lines}
     candidates = [[int(keys[s.id][1:]) for s in specs]] if keys is not None and all(s.id in keys for s in specs) else []
     candidates.append(list(range(1, len(specs) + 1)))
+    for wanted in candidates:
+        if numbers == wanted:  # the usual answer: every rule's number, in the order asked
+            return [Verdict(s.id, s.kind, label, reason) for s, (_, label, reason) in zip(specs, lines)]  # type: ignore[arg-type]
+    by_line = {n: (label, reason) for n, label, reason in lines}
     for wanted in candidates:
         if len(by_line) == len(lines) and set(by_line) == set(wanted):
             return [Verdict(s.id, s.kind, *by_line[n]) for s, n in zip(specs, wanted)]  # type: ignore[arg-type]
