@@ -45,6 +45,8 @@ SLIM_KEYS = (
     "verdicts",
 )
 _SLIM_SET = frozenset(SLIM_KEYS)
+#: Numbers that repeat across records (token counts, the judge's character limit).
+_POOLED_NUMBERS = ("tokens", "judge_tokens", "judge_char_limit")
 #: Strings that repeat across records: one shared object per distinct value.
 _POOLED = (
     "group",
@@ -100,8 +102,8 @@ class CaseStore:
         #: One shared object per distinct slim verdict, step, score and repeated string.
         self._pool: dict[Any, Any] = {}
 
-    def add(self, text: str, record: Mapping[str, Any]) -> SlimRecord:
-        """Store one record's JSON text and return its slim copy.
+    def add(self, text: str) -> None:
+        """Store one record's JSON text.
 
         ``text`` must be compact JSON (``json.dumps`` without ``indent``): JSON escapes every newline inside
         strings, so the text is one line.
@@ -109,7 +111,6 @@ class CaseStore:
         self._file.write(text)
         self._file.write("\n")
         self.count += 1
-        return self.slim(record)
 
     def texts(self) -> Iterator[str]:
         """Every stored record's JSON text, in arrival order."""
@@ -127,10 +128,20 @@ class CaseStore:
             if only is None or n in only:
                 yield json.loads(text)
 
-    def pick(self, positions: Sequence[int]) -> list[dict[str, Any]]:
-        """The records at ``positions``, parsed, in the order of ``positions`` (one pass over the file)."""
-        found = dict(zip(sorted(positions), self.records(only=frozenset(positions))))
-        return [found[n] for n in positions]
+    def pick(self, positions: Sequence[int]) -> Iterator[dict[str, Any]]:
+        """The records at ``positions``, parsed one at a time, in the order of ``positions``.
+
+        One pass over the file per ascending run of ``positions`` (the HTML report's errored, failed,
+        passed order is three), so no more than one parsed record is held here at a time.
+        """
+        runs: list[list[int]] = []
+        for n in positions:
+            if runs and n > runs[-1][-1]:
+                runs[-1].append(n)
+            else:
+                runs.append([n])
+        for run in runs:
+            yield from self.records(only=frozenset(run))
 
     def close(self) -> None:
         self._file.close()
@@ -147,6 +158,10 @@ class CaseStore:
             value = values[key]
             if isinstance(value, str):
                 values[key] = pool.setdefault(value, value)
+        for key in _POOLED_NUMBERS:
+            value = values[key]
+            if type(value) is int:
+                values[key] = pool.setdefault(("int", value), value)
         score = values["score"]
         if isinstance(score, dict):
             violated = tuple(score.get("violated") or ())
@@ -167,5 +182,6 @@ class CaseStore:
             if step is None:
                 step = pool[skey] = {"stage": skey[1], "finish_reason": skey[2]}
             steps.append(step)
-        values["steps"] = tuple(steps)
+        # a method makes a handful of calls with a few stages and finish reasons: few distinct step lists
+        values["steps"] = pool.setdefault(("steps", *map(id, steps)), tuple(steps))
         return SlimRecord(values)

@@ -435,14 +435,16 @@ class SpecbenchSession:
                 self._specs_sent.add(scenario.origin)
                 record["scenario_specs"] = {sp.id: sp.text for sp in scenario.specs}
             report.user_properties.append((RECORD_KEY, json.dumps(record, ensure_ascii=False, default=str)))
-            if outcome.score is not None:  # small scalars on the item reach every report, JUnit's included
-                item.user_properties += [
+        if call.when == "teardown" and outcome is not None:
+            if outcome.score is not None:
+                # JUnit writes a test's properties from its teardown report; put there rather than on the
+                # item, they are not kept for the rest of the run (four tuples per case)
+                report.user_properties += [
                     ("specbench_s", round(outcome.score.s, 6)),
                     ("specbench_risk", outcome.score.risk),
                     ("specbench_r", round(outcome.score.r, 6)),
                     ("specbench_violated", ",".join(outcome.score.violated)),
                 ]
-        if call.when == "teardown" and outcome is not None:
             self._release(item, outcome)
         return report
 
@@ -496,13 +498,15 @@ class SpecbenchSession:
         if specs:
             self.spec_texts.setdefault(value["scenario"], dict(specs))
             text = json.dumps(value, ensure_ascii=False)
-        key = (value["group"], value.get("suite"), value["case_id"])
+        if self.store is None:
+            self.store = CaseStore()
+        slim = self.store.slim(value)
+        key = (slim["group"], slim["suite"], slim["case_id"])
         if key in self._seen:  # the same case asserted by several tests counts once
             return
         self._seen.add(key)
-        if self.store is None:
-            self.store = CaseStore()
-        self.records.append(self.store.add(text, value))
+        self.store.add(text)
+        self.records.append(slim)
         line = self.progress.update(value, self._engine.in_flight if self._engine is not None else None)
         if line and self.config.get_verbosity() >= 0:
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")

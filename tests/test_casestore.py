@@ -43,7 +43,11 @@ def _records() -> list[dict]:
 
 def _stored(records: list[dict]) -> tuple[CaseStore, list]:
     store = CaseStore()
-    return store, [store.add(json.dumps(r, ensure_ascii=False), r) for r in records]
+    slim = []
+    for r in records:
+        store.add(json.dumps(r, ensure_ascii=False))
+        slim.append(store.slim(r))
+    return store, slim
 
 
 def test_slim_records_give_the_summary_of_the_full_ones() -> None:
@@ -78,8 +82,8 @@ def test_store_gives_back_every_record_in_order_and_picks_in_the_order_asked() -
     store, slim = _stored(records)
     assert list(store.records()) == records
     assert [json.loads(t) for t in store.texts()] == records
-    assert store.pick([5, 0, 3]) == [records[5], records[0], records[3]]
-    store.add(json.dumps(records[1]), records[1])  # still writable after reading
+    assert list(store.pick([5, 0, 3, 4, 1])) == [records[n] for n in (5, 0, 3, 4, 1)]
+    store.add(json.dumps(records[1]))  # still writable after reading
     assert store.count == len(records) + 1 and len(list(store.texts())) == len(records) + 1
     store.close()
 

@@ -661,7 +661,7 @@ def listed_positions(records: Sequence[Mapping[str, Any]], limit: int | None = N
 
 def _cases_html(
     records: Sequence[Mapping[str, Any]],
-    listed: Sequence[Mapping[str, Any]],
+    listed: Iterable[Mapping[str, Any]],
     spec_texts: SpecTexts,
     groups: Sequence[str],
 ) -> str:
@@ -691,10 +691,11 @@ def _cases_html(
         + '<button type="button" id="f-expand">expand all</button><button type="button" id="f-collapse">collapse all</button>'
         + '<button type="button" id="f-reset">reset</button><span id="f-count"></span></div>'
     )
+    rows = [_case_html(r, spec_texts.get(str(r["scenario"]), {})) for r in listed]
     note = ""
-    if len(listed) < len(records):
+    if len(rows) < len(records):
         note = (
-            f'<p class="small muted">Listed here: {len(listed):,} of {len(records):,} cases (errored first, then '
+            f'<p class="small muted">Listed here: {len(rows):,} of {len(records):,} cases (errored first, then '
             "failed, then passed, each in run order); the filters and counts below apply to the listed ones. "
             "The JSON report and the CSV table hold every case.</p>"
         )
@@ -702,8 +703,7 @@ def _cases_html(
         '<div class="case-head"><span>outcome</span><span>model · method</span><span>scenario</span><span>case</span>'
         '<span>split</span><span>s</span><span>specs judged NO (<span class="sv">safety</span>, <span class="bm">behavioral</span>)</span></div>'
     )
-    cases = "".join(_case_html(r, spec_texts.get(str(r["scenario"]), {})) for r in listed)
-    return note + filters + head + cases
+    return note + filters + head + "".join(rows)
 
 
 def render_html(
@@ -713,15 +713,15 @@ def render_html(
     resamples: int = DEFAULT_RESAMPLES,
     title: str | None = None,
     summary: RunSummary | None = None,
-    listed: Sequence[Mapping[str, Any]] | None = None,
+    listed: Iterable[Mapping[str, Any]] | None = None,
 ) -> str:
     """The report as one HTML string (see the module docstring for what "self-contained" promises).
 
     ``report`` is the JSON report dict. The numbers come from ``summary`` when the caller has it (the
     plugin passes the one its session finish computed); otherwise from the report's stored intervals, or,
     for a report without them, computed from its cases with the run's seed and ``resamples``. ``listed``
-    are the full records of the cases the case browser shows, in that order (the plugin reads them back
-    from its case store, whose ``report["cases"]`` are slim); by default those at :func:`listed_positions`.
+    are the full records of the cases the case browser shows, in that order, read once (the plugin streams
+    them from its case store, whose ``report["cases"]`` are slim); by default those at :func:`listed_positions`.
     """
     records: Sequence[Mapping[str, Any]] = report.get("cases") or []
     texts: SpecTexts = spec_texts or {}
@@ -795,7 +795,7 @@ def write_html(
     *,
     resamples: int = DEFAULT_RESAMPLES,
     summary: RunSummary | None = None,
-    listed: Sequence[Mapping[str, Any]] | None = None,
+    listed: Iterable[Mapping[str, Any]] | None = None,
 ) -> None:
     """Write :func:`render_html` to ``path`` atomically.
 

@@ -40,8 +40,9 @@ DEFAULT_LEVEL = 0.95
 GATE_ON = ("point", "lower")
 
 # A bootstrap index matrix of resamples x n can be large (2000 x 1500 cases = 3M indices); it is drawn in
-# row blocks of at most this many entries so memory stays bounded whatever the suite size.
-_BLOCK_ENTRIES = 1 << 21
+# row blocks of at most this many entries so memory stays bounded whatever the suite size (a block and the
+# values it gathers are a few MB; numpy's per-block overhead is negligible at this size).
+_BLOCK_ENTRIES = 1 << 19
 
 
 @dataclass(frozen=True)
