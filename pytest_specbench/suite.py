@@ -71,7 +71,7 @@ class Scenario:
         return self.safety + self.behavioral
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Case:
     """One prompt to answer under its scenario's specs.
 
