@@ -97,6 +97,8 @@ class SpecbenchSession:
         self._engine: Engine | None = None
         self._queue = WorkerQueue(config)
         self._seen: set[tuple[str, Any, str]] = set()
+        #: On an xdist worker: ids of the items whose cases are submitted and whose tests have not finished.
+        self._submitted: set[int] = set()
         self._specs_sent: set[str] = set()
         self._checked = False
         self._started = False
@@ -417,9 +419,13 @@ class SpecbenchSession:
             return
         from .collection import item_case
 
+        # every test sees the whole queue (twice the concurrency): submit only what is new since the last one
         for queued in [item, *self._queue.items(item.session), nextitem]:
-            found = item_case(queued) if queued is not None else None
+            if queued is None or id(queued) in self._submitted:
+                continue
+            found = item_case(queued)
             if found is not None:
+                self._submitted.add(id(queued))
                 self.engine.submit(*found)
         self._freeze_heap()
 
@@ -435,6 +441,8 @@ class SpecbenchSession:
                 self._specs_sent.add(scenario.origin)
                 record["scenario_specs"] = {sp.id: sp.text for sp in scenario.specs}
             report.user_properties.append((RECORD_KEY, json.dumps(record, ensure_ascii=False, default=str)))
+        if call.when == "teardown":
+            self._submitted.discard(id(item))
         if call.when == "teardown" and outcome is not None:
             if outcome.score is not None:
                 # JUnit writes a test's properties from its teardown report; put there rather than on the
@@ -475,16 +483,19 @@ class SpecbenchSession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if self.is_worker:
-            return
+        # An xdist worker has a terminal reporter too, which keeps its reports and prints (to nowhere)
+        # the same end-of-run failure summary: both trims apply there as well.
         if report.when != "call" and report.passed:
             _unlist_silent_report(self.config, report)
         carried = [(name, text) for name, text in report.user_properties if name == RECORD_KEY]
         if not carried:
             return
         # the report outlives this hook (the terminal reporter keeps it for the run): the record's text
-        # moves to the case store instead of staying on it; every other plugin's logreport has seen it
+        # leaves it once every other plugin's logreport has seen it (this hook runs last), on a worker
+        # after xdist has sent the report to the controller, on the controller for the case store
         report.user_properties = [p for p in report.user_properties if p[0] != RECORD_KEY]
+        if self.is_worker:
+            return
         for _, text in carried:
             if isinstance(text, str):
                 self._add_record(text)

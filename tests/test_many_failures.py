@@ -102,3 +102,58 @@ def test_last_failed_reruns_only_the_failing_cases(pytester: pytest.Pytester, se
     pytester.runpytest(*args).assert_outcomes(passed=20, failed=20)
     again = pytester.runpytest(*args, "--lf")
     again.assert_outcomes(failed=20, deselected=20)
+
+
+_WORKER_PROBE = """
+import json, os
+
+def pytest_unconfigure(config):
+    worker = getattr(config, "workerinput", None)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if worker is None or reporter is None:
+        return
+    kept = [r for reports in reporter.stats.values() for r in reports if hasattr(r, "user_properties")]
+    with open(os.path.join(str(config.rootpath), "kept-" + worker["workerid"] + ".json"), "w") as f:
+        json.dump({"silent": len(reporter.stats.get("", [])), "kept": len(kept),
+                   "records": sum(1 for r in kept for name, _ in r.user_properties if name == "specbench")}, f)
+"""
+
+
+def test_under_xdist_each_worker_keeps_no_record_and_no_silent_report(pytester: pytest.Pytester, server) -> None:
+    """An xdist worker's terminal reporter keeps its reports too and prints the failure summary (to nowhere):
+    the worker drops the record text once xdist has sent it and unlists passed setup/teardown reports, so
+    neither its memory nor that summary grows with the record texts or failures x tests. The controller still
+    gets every failure's spec and reason."""
+    pytest.importorskip("xdist")
+    _suite(pytester)
+    pytester.makeconftest(_WORKER_PROBE)
+    result = pytester.runpytest_subprocess(
+        f"{OPT_MODEL}=openai/scripted",
+        f"{OPT_BASE_URL}={server.url}",
+        "--specbench-retries=0",
+        "--specbench-judge-format=tags",
+        "-n",
+        "2",
+        f"{OPT_REPORT}=report.json",
+    )
+    result.assert_outcomes(failed=N)
+    probes = [json.loads(p.read_text()) for p in sorted(pytester.path.glob("kept-gw*.json"))]
+    assert len(probes) == 2
+    assert sum(p["kept"] for p in probes) == N  # each worker kept its own call reports (all failed here)
+    assert all(p["records"] == 0 and p["silent"] == 0 for p in probes), probes
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert len(report["cases"]) == N
+    assert all(
+        [v["spec"] for v in c["verdicts"] if v["label"] == "NO"] == [_expected_spec(c["case_id"])]
+        for c in report["cases"]
+    )
+    assert (
+        len(
+            re.findall(
+                r"^FAILED specbench_many\.yaml::Many::c\d{4} - 1 safety spec\(s\) judged NO",
+                result.stdout.str(),
+                flags=re.M,
+            )
+        )
+        == N
+    )
