@@ -77,13 +77,6 @@ def guards_of(owner: int) -> list[int]:
     return found
 
 
-def wait_empty(pgid: int, within: float) -> list[int]:
-    deadline = time.monotonic() + within
-    while (left := group_members(pgid)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    return left
-
-
 @pytest.fixture
 def served_dir(suite_dir: Path) -> Path:
     (suite_dir / "conftest.py").write_text(CONFTEST)
@@ -184,38 +177,118 @@ def guard_port(guard: int) -> int | None:
     return int(cmdline[cmdline.index(b"--port") + 1]) if b"--port" in cmdline else None
 
 
-def wait_serving(owner: subprocess.Popen[str], within: float = 900) -> int:
-    """Wait until the owner's engine answers ``/v1/models`` (the plugin starts it once cases are collected)."""
+def descendants(pid: int) -> set[int]:
+    """``pid`` and every live process below it (an engine process that left the group is still found)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] not in ("Z", "X"):
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        current = todo.pop()
+        found.add(current)
+        todo.extend(children.get(current, ()))
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    """Those of ``pids`` that still run (a zombie waiting for its parent has ended)."""
+    left = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("Z", "X"):
+            left.add(pid)
+    return left
+
+
+def wait_gone(pids: set[int], within: float) -> set[int]:
+    deadline = time.monotonic() + within
+    while (left := alive(pids)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
+def answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=5) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
+def wait_guard(owner: subprocess.Popen[str], within: float = 900) -> int:
+    """The pid of the serve guard ``owner`` started (the plugin starts it once cases are collected)."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline and owner.poll() is None:
         guards = guards_of(owner.pid)
         if guards:
             assert len(guards) == 1, guards
-            port = guard_port(guards[0])
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=5) as answer:
-                    if answer.status == 200:
-                        assert len(group_members(guards[0])) >= 3, "the guard, the server and its engine process"
-                        return guards[0]
-            except OSError:
-                pass
+            return guards[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no server was started (owner exit status {owner.poll()})")
+
+
+def wait_serving(owner: subprocess.Popen[str], guard: int, within: float = 900) -> None:
+    """Wait until the owner's engine answers ``/v1/models``."""
+    deadline = time.monotonic() + within
+    port = guard_port(guard)
+    assert port is not None
+    while time.monotonic() < deadline and owner.poll() is None:
+        if answers(port):
+            assert len(group_members(guard)) >= 3, "the guard, the server and its engine process"
+            return
         time.sleep(1)
     raise AssertionError(f"the served engine never answered (owner exit status {owner.poll()})")
 
 
-@pytest.mark.parametrize("how", ["ctrl-c", "sigkill"])
+#: Seconds pytest may take, after Ctrl-C, to stop its engine itself: the plugin's stop grace (SIGTERM, then
+#: SIGKILL after 30 s) and the engine's shutdown, with room for a loaded machine.
+CTRL_C_STOP_S = 120
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "ctrl-c-while-loading", "sigkill"])
 def test_the_served_engine_ends_with_its_pytest(served_dir, short_tmp, how):
-    """Ctrl-C (SIGINT) lets pytest stop the server itself; SIGKILL leaves it to the guard."""
+    """Ctrl-C (SIGINT to pytest's process group, as a terminal sends it) makes pytest stop the server
+    itself before it exits, whether cases are running or the engine is still loading; after SIGKILL the
+    guard stops it. Either way every process of the served engine, found by ancestry, is gone.
+    """
     owner = start_owner(served_dir, short_tmp)
     try:
-        guard = wait_serving(owner)
-        owner.send_signal(signal.SIGINT if how == "ctrl-c" else signal.SIGKILL)
-        out, _ = owner.communicate(timeout=120)
+        guard = wait_guard(owner)
+        port = guard_port(guard)
+        assert port is not None
+        if how == "ctrl-c-while-loading":
+            time.sleep(2)  # the guard has started the server, which is loading the model
+        else:
+            wait_serving(owner, guard)
+            time.sleep(3)  # past the plugin's own health wait: cases are running
+        served = descendants(guard)
+        if how == "sigkill":
+            owner.send_signal(signal.SIGKILL)
+        else:
+            os.killpg(owner.pid, signal.SIGINT)
+        out, _ = owner.communicate(timeout=CTRL_C_STOP_S + 60)
+        ended = alive(served)
     finally:
         if owner.poll() is None:
             owner.kill()
-    if how == "ctrl-c":
-        assert owner.returncode == pytest.ExitCode.INTERRUPTED and "KeyboardInterrupt" in out
-    else:
+    if how == "sigkill":
         assert owner.returncode == -signal.SIGKILL
-    assert wait_empty(guard, within=90) == [], "no engine process outlives its pytest"
+        assert wait_gone(served, within=90) == set(), "the guard stops the engine of a killed pytest"
+    else:
+        assert owner.returncode == pytest.ExitCode.INTERRUPTED, out
+        assert "KeyboardInterrupt" in out, out
+        # pytest stopped its engine before exiting: nothing was left for the guard to do.
+        assert ended == set(), f"still running when pytest exited: {sorted(ended)}\n{out}"
+    assert len(served) >= 2, served
+    assert not group_members(guard)
+    assert not answers(port), "nothing answers on the served port any more"
