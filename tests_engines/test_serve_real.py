@@ -127,6 +127,7 @@ def test_serve_with_zero_and_two_workers_gives_the_same_summary(served_dir, pyte
     assert len(one["cases"]) == len(two["cases"]) == 2
     assert not [c["error"] for c in one["cases"] + two["cases"] if c["error"]]
     assert one["summary"] == two["summary"]
+    print(f"smol-server, -n 0 and -n 2: {len(one['cases'])} cases scored each, the same summary")
     verdicts = lambda report: {c["case_id"]: [v["label"] for v in c["verdicts"]] for c in report["cases"]}  # noqa: E731
     assert verdicts(one) == verdicts(two)
 

@@ -37,6 +37,7 @@ def test_in_process_engine_runs_every_method_with_a_json_schema_judge(suite_dir,
     assert not [(c["method"], c["error"]) for c in cases if c["error"]]
     scored = Counter(c["method"] for c in cases if c["score"] is not None and len(c["verdicts"]) == 6)
     assert scored == Counter({m: CASES for m in METHODS}), scored
+    print(f"smol-engine: cases scored per method {dict(sorted(scored.items()))}")
     assert report["settings"]["model"] == "smol-engine" and report["settings"]["judge_format"] == "json"
     prefilled = [c for c in cases if c["method"] != "vanilla"]
     assert all(c["thought"] or c["method"] == "zero_think" for c in prefilled), (

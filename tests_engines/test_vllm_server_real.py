@@ -59,6 +59,7 @@ def assert_every_case_scored(report: dict) -> Counter:
     for case in cases:
         assert {v["label"] for v in case["verdicts"]} <= {"YES", "NO", "NA"}
         assert len(case["verdicts"]) == 6  # every spec of the suite got a label
+    print(f"{report['settings']['model']}: cases scored per method {dict(sorted(scored.items()))}")
     return scored
 
 
