@@ -18,10 +18,12 @@ from pathlib import Path
 import pytest
 from recording_proxy import RecordingProxy
 
-from pytest_specbench.methods.prompts import ALIGN3_AUDIT, ALIGN3_BEHAVIORAL, ZERO_THINK_PREFILL
+from pytest_specbench.methods.prompts import ALIGN3_AUDIT, ALIGN3_BEHAVIORAL, ALIGN3_SAFETY, ZERO_THINK_PREFILL
 
 METHODS = ("vanilla", "zero_think", "more_think", "align3")
 CASES = 2
+#: Prefilled requests each route must have sent: every method's first thinking passage and align3's three stages.
+PREFILL_STAGES = {"zero_think", "more_think.cycle0", "align3.behavioral", "align3.safety", "align3.audit"}
 
 
 @pytest.fixture(scope="module")
@@ -70,13 +72,9 @@ def prefill_kind(prefill: str) -> str:
     if prefill == "<think>\n":
         return "more_think.cycle0"
     if ALIGN3_BEHAVIORAL.split("{")[0] in prefill:
-        return (
-            "align3.audit"
-            if ALIGN3_AUDIT.split("{")[0] in prefill
-            else "align3.behavioral"
-            if prefill.count("\n\n") <= 1
-            else "align3.safety"
-        )
+        if ALIGN3_AUDIT.split("{")[0] in prefill:
+            return "align3.audit"
+        return "align3.safety" if ALIGN3_SAFETY.split("{")[0] in prefill else "align3.behavioral"
     return "more_think.later"
 
 
@@ -107,7 +105,7 @@ def test_server_route_prefill_and_json_schema_judge_on_a_real_server(suite_dir, 
     stages: dict[str, dict] = {}
     for e in prefilled:
         stages.setdefault(prefill_kind(e.request["messages"][-1]["content"]), e.to_dict())
-    assert {"zero_think", "more_think.cycle0", "align3.behavioral", "align3.audit"} <= set(stages), sorted(stages)
+    assert PREFILL_STAGES <= set(stages), sorted(stages)
     judged = judge_exchanges(proxy)[-1]
     assert judged.request["response_format"]["type"] == "json_schema"
     answer = json.loads(judged.response["choices"][0]["message"]["content"])
@@ -130,5 +128,5 @@ def test_completions_route_prefill_on_a_real_server(suite_dir, pytester, proxy, 
         assert body["add_special_tokens"] is False and "messages" not in body
         assert "<|im_start|>assistant\n<think>" in body["prompt"]
         by_method.setdefault(prefill_kind(body["prompt"].rsplit("<|im_start|>assistant\n", 1)[1]), e.to_dict())
-    assert {"zero_think", "more_think.cycle0", "align3.behavioral", "align3.audit"} <= set(by_method), sorted(by_method)
+    assert PREFILL_STAGES <= set(by_method), sorted(by_method)
     save(record_dir, "completions_route_prefill_bodies.json", by_method)
