@@ -6,6 +6,7 @@ xdist's, lives in :mod:`pytest_specbench.xdist_scheduler` and is imported only b
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
@@ -89,7 +90,9 @@ class WorkerQueue:
         self.config = config
         self._interactor: Any = None
 
-    def items(self, session: pytest.Session) -> list[pytest.Item]:
+    def items(self, session: pytest.Session, limit: int) -> list[pytest.Item]:
+        """The next ``limit`` items of this worker's queue (the look-ahead window, not the whole queue:
+        at the start of a large run xdist may hand a worker tens of thousands of tests)."""
         if self._interactor is None:
             self._interactor = next(
                 (p for p in self.config.pluginmanager.get_plugins() if type(p).__name__ == "WorkerInteractor"), False
@@ -99,7 +102,7 @@ class WorkerQueue:
             return []
         try:
             with queue.lock() as pending:
-                indices = [i for i in pending if isinstance(i, int)]
+                indices = [i for i in islice(pending, limit) if isinstance(i, int)]
         except Exception:  # private API changed shape: fall back to no look-ahead
             return []
         return [session.items[i] for i in indices if i < len(session.items)]

@@ -420,7 +420,8 @@ class SpecbenchSession:
         from .collection import item_case
 
         # every test sees the whole queue (twice the concurrency): submit only what is new since the last one
-        for queued in [item, *self._queue.items(item.session), nextitem]:
+        window = 2 * (self.settings.concurrency or DEFAULT_PIPELINE)
+        for queued in [item, *self._queue.items(item.session, window), nextitem]:
             if queued is None or id(queued) in self._submitted:
                 continue
             found = item_case(queued)
