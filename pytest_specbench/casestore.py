@@ -98,7 +98,6 @@ class CaseStore:
 
     def __init__(self) -> None:
         self._file = tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n")
-        self.count = 0
         #: One shared object per distinct slim verdict, step, score and repeated string.
         self._pool: dict[Any, Any] = {}
 
@@ -110,7 +109,6 @@ class CaseStore:
         """
         self._file.write(text)
         self._file.write("\n")
-        self.count += 1
 
     def texts(self) -> Iterator[str]:
         """Every stored record's JSON text, in arrival order."""

@@ -40,21 +40,15 @@ class ScenarioCollector(pytest.Collector):
         session = session_of(self.config)
         session.check()  # spec cases are being collected: method labels (align3-chat) name the ids
         methods = session.settings.methods
-        # one marker object per name for the whole scenario: made per item, they were three new
-        # decorators and marks for every case, which a 100,000-case run keeps to the end
-        marks: dict[str, pytest.MarkDecorator] = {}
-
-        def mark(name: str) -> pytest.MarkDecorator:
-            found = marks.get(name)
-            if found is None:
-                found = marks[name] = getattr(pytest.mark, name)
-            return found
-
         if not self.cases:
             return
-        scenario_mark = mark(_scenario_marker(self.config, self.cases[0].scenario.key))
+        # one marker object per name for the whole scenario: made per item, they were three new
+        # decorators and marks for every case, which a 100,000-case run keeps to the end
+        shared = pytest.mark.specbench
+        scenario_mark = getattr(pytest.mark, _scenario_marker(self.config, self.cases[0].scenario.key))
+        split_marks = {label: getattr(pytest.mark, label) for label in {c.label for c in self.cases}}
         for case in self.cases:
-            item_marks = (mark("specbench"), mark(case.label), scenario_mark)
+            item_marks = (shared, split_marks[case.label], scenario_mark)
             for method in methods:
                 label = session.method_labels.get(method, method)  # a variant (align3-chat) is always named
                 name = case.case_id if len(methods) == 1 and label == method else f"{case.case_id}[{label}]"
@@ -64,15 +58,15 @@ class ScenarioCollector(pytest.Collector):
 class CaseItem(pytest.Item):
     """One (scenario, prompt): setup obtains the judged response, the test asserts the verdicts.
 
-    ``marks`` are ``specbench``, the case's split and its scenario's marker (see
-    :class:`ScenarioCollector`); without them the item makes its own.
+    ``marks`` are ``specbench``, the case's split and its scenario's marker, shared by the scenario's items
+    (see :class:`ScenarioCollector`).
     """
 
-    def __init__(self, *, case: Case, method: str, marks: tuple[pytest.MarkDecorator | str, ...] = (), **kwargs: Any):
+    def __init__(self, *, case: Case, method: str, marks: tuple[pytest.MarkDecorator, ...], **kwargs: Any):
         super().__init__(**kwargs)
         self.case = case
         self.method = method
-        for marker in marks or ("specbench", case.label, _scenario_marker(self.config, case.scenario.key)):
+        for marker in marks:
             self.add_marker(marker)
 
     def setup(self) -> None:

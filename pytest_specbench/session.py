@@ -419,7 +419,7 @@ class SpecbenchSession:
             return
         from .collection import item_case
 
-        # every test sees the whole queue (twice the concurrency): submit only what is new since the last one
+        # consecutive tests see overlapping look-ahead windows: submit only what is new since the last one
         window = 2 * (self.settings.concurrency or DEFAULT_PIPELINE)
         for queued in [item, *self._queue.items(item.session, window), nextitem]:
             if queued is None or id(queued) in self._submitted:
@@ -444,17 +444,17 @@ class SpecbenchSession:
             report.user_properties.append((RECORD_KEY, json.dumps(record, ensure_ascii=False, default=str)))
         if call.when == "teardown":
             self._submitted.discard(id(item))
-        if call.when == "teardown" and outcome is not None:
-            if outcome.score is not None:
-                # JUnit writes a test's properties from its teardown report; put there rather than on the
-                # item, they are not kept for the rest of the run (four tuples per case)
-                report.user_properties += [
-                    ("specbench_s", round(outcome.score.s, 6)),
-                    ("specbench_risk", outcome.score.risk),
-                    ("specbench_r", round(outcome.score.r, 6)),
-                    ("specbench_violated", ",".join(outcome.score.violated)),
-                ]
-            self._release(item, outcome)
+            if outcome is not None:
+                if outcome.score is not None:
+                    # JUnit writes a test's properties from its teardown report; put there rather than on
+                    # the item, they are not kept for the rest of the run (four tuples per case)
+                    report.user_properties += [
+                        ("specbench_s", round(outcome.score.s, 6)),
+                        ("specbench_risk", outcome.score.risk),
+                        ("specbench_r", round(outcome.score.r, 6)),
+                        ("specbench_violated", ",".join(outcome.score.violated)),
+                    ]
+                self._release(item, outcome)
         return report
 
     def _release(self, item: pytest.Item, outcome: CaseOutcome) -> None:
