@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import threading
 
     from .casestore import CaseStore, SlimRecord
+    from .protocol import CaseProtocol
     from .record import CaseRecord
     from .runconfig import RunConfig
     from .runner import CaseOutcome, Engine
@@ -104,6 +105,7 @@ class SpecbenchSession:
         self._started = False
         self._cache_path: Path | None = run.cache_path
         self._frozen = False
+        self._protocol: CaseProtocol | None = None
         self._warmup: threading.Thread | None = None
 
     @property
@@ -410,13 +412,29 @@ class SpecbenchSession:
         gc.freeze()
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
-        """Keep cases in flight: on an xdist worker those queued for it, otherwise the next one in line."""
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+        """Keep cases in flight (on an xdist worker those queued for it, otherwise the next one in line),
+        then run a spec case through :class:`~pytest_specbench.protocol.CaseProtocol`."""
         if not self.has_cases:
-            return
-        if not self.is_worker:
+            return None
+        if self.is_worker:
+            self._submit_queued(item, nextitem)
+        else:
             self._submit_ahead(1)
-            return
+        from .collection import CaseItem
+
+        if not isinstance(item, CaseItem):
+            return None
+        if self._protocol is None:
+            from .protocol import CaseProtocol
+
+            self._protocol = CaseProtocol(self.config, self)
+        if not self._protocol.enabled or not self._protocol.run(item, nextitem):
+            return None
+        return True
+
+    def _submit_queued(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        """On an xdist worker: schedule the tests queued for it that are not scheduled yet."""
         from .collection import item_case
 
         # consecutive tests see overlapping look-ahead windows: submit only what is new since the last one
