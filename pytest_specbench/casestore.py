@@ -12,6 +12,7 @@ in one pass; the HTML report reads back only the cases it lists.
 from __future__ import annotations
 
 import json
+import operator
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -44,7 +45,19 @@ SLIM_KEYS = (
     "selector_is_grader",
     "verdicts",
 )
-_SLIM_SET = frozenset(SLIM_KEYS)
+#: One letter per verdict label in a slim record (see :class:`SlimRecord`).
+_LABEL_CODES = {"YES": "Y", "NO": "N", "NA": "A"}
+
+
+def _verdicts(record: SlimRecord) -> Any:
+    stored = object.__getattribute__(record, "verdicts")
+    labels = object.__getattribute__(record, "_labels")
+    return stored if labels is None else tuple(map(dict.__getitem__, stored, labels))
+
+
+#: The readers' hot path (the summary reads a few keys of every record): one C call per key.
+_GETTERS: dict[str, Any] = {key: operator.attrgetter(key) for key in SLIM_KEYS}
+_GETTERS["verdicts"] = _verdicts
 #: Numbers that repeat across records (token counts, the judge's character limit).
 _POOLED_NUMBERS = ("tokens", "judge_tokens", "judge_char_limit")
 #: Strings that repeat across records: one shared object per distinct value.
@@ -67,18 +80,29 @@ class SlimRecord(Mapping[str, Any]):
 
     A key the record did not have reads as None, as ``dict.get`` would give. ``score``, the verdicts and the
     steps are shared between records (see :meth:`CaseStore.slim`), so nothing in them may be changed.
+
+    The verdicts are kept as one letter per verdict (``_labels``) over a *frame* shared by every record
+    with the same specs in the same order: the frame holds, per position, the shared verdict for each
+    label. Reading ``verdicts`` rebuilds the tuple of shared verdicts; a tuple of 20 references per case
+    was the largest part of a slim record. Labels outside YES / NO / NA keep the plain tuple.
     """
 
-    __slots__ = SLIM_KEYS
+    __slots__ = (*SLIM_KEYS, "_labels")
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
+    def __init__(self, values: Mapping[str, Any], labels: str | None = None) -> None:
         for key in SLIM_KEYS:
             object.__setattr__(self, key, values.get(key))
+        object.__setattr__(self, "_labels", labels)
 
     def __getitem__(self, key: str) -> Any:
-        if key not in _SLIM_SET:
+        getter = _GETTERS.get(key)
+        if getter is None:
             raise KeyError(key)
-        return object.__getattribute__(self, key)
+        return getter(self)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        getter = _GETTERS.get(key)
+        return default if getter is None else getter(self)
 
     def __iter__(self) -> Iterator[str]:
         return iter(SLIM_KEYS)
@@ -165,14 +189,16 @@ class CaseStore:
             violated = tuple(score.get("violated") or ())
             shared = ("score", score.get("risk"), score.get("r"), score.get("s"), score.get("applicable"), violated)
             values["score"] = pool.setdefault(shared, {**score, "violated": list(violated)})
-        verdicts = []
-        for v in values["verdicts"] or ():
-            vkey = ("verdict", v.get("spec"), v.get("kind"), v.get("label"), v.get("decided_by"))
-            verdict = pool.get(vkey)
-            if verdict is None:
-                verdict = pool[vkey] = {"spec": vkey[1], "kind": vkey[2], "label": vkey[3], "decided_by": vkey[4]}
-            verdicts.append(verdict)
-        values["verdicts"] = tuple(verdicts)
+        given = values["verdicts"] or ()
+        labels = [_LABEL_CODES.get(v.get("label")) for v in given]
+        if None in labels:
+            values["verdicts"] = tuple(
+                self._verdict(v.get("spec"), v.get("kind"), v.get("label"), v.get("decided_by")) for v in given
+            )
+            compact = None
+        else:
+            values["verdicts"] = self._frame(tuple((v.get("spec"), v.get("kind"), v.get("decided_by")) for v in given))
+            compact = "".join(labels)  # type: ignore[arg-type]
         steps = []
         for s in values["steps"] or ():
             skey = ("step", s.get("stage"), s.get("finish_reason"))
@@ -182,4 +208,22 @@ class CaseStore:
             steps.append(step)
         # a method makes a handful of calls with a few stages and finish reasons: few distinct step lists
         values["steps"] = pool.setdefault(("steps", *map(id, steps)), tuple(steps))
-        return SlimRecord(values)
+        return SlimRecord(values, compact)
+
+    def _verdict(self, spec: Any, kind: Any, label: Any, decided_by: Any) -> dict[str, Any]:
+        key = ("verdict", spec, kind, label, decided_by)
+        verdict = self._pool.get(key)
+        if verdict is None:
+            verdict = self._pool[key] = {"spec": spec, "kind": kind, "label": label, "decided_by": decided_by}
+        return verdict
+
+    def _frame(self, specs: tuple[tuple[Any, Any, Any], ...]) -> tuple[dict[str, dict[str, Any]], ...]:
+        """Per position of ``specs`` (spec, kind, decided_by): the shared verdict for each label letter."""
+        key = ("frame", specs)
+        frame = self._pool.get(key)
+        if frame is None:
+            frame = self._pool[key] = tuple(
+                {code: self._verdict(spec, kind, label, by) for label, code in _LABEL_CODES.items()}
+                for spec, kind, by in specs
+            )
+        return frame

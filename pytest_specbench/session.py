@@ -5,8 +5,9 @@ Data flow, which is the same with and without pytest-xdist:
 1. each process collects the same items (:mod:`pytest_specbench.collection`);
 2. a test's setup waits for its case's outcome from the :class:`~pytest_specbench.runner.Engine`;
    a case that cannot be scored (server down, unreadable judge) errors there with the reason;
-3. the outcome travels as one JSON string in the report's ``user_properties`` (one C-speed encode
-   instead of execnet serialising a nested dict, about 5x cheaper per case under xdist);
+3. the outcome travels as the case's record in the report's ``user_properties``: from an xdist worker as
+   one JSON string (one C-speed encode instead of execnet serialising a nested dict, about 5x cheaper
+   per case), in a run without workers as the dict itself;
 4. the controlling process takes each record off the report it logs: the text goes to a case store on
    disk, a slim copy (ids, labels, scores, verdict labels) stays in memory
    (:mod:`pytest_specbench.casestore`); at the end it prints the summary and applies the gates from the
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 
 PLUGIN_NAME = "specbench-session"
 RECORD_KEY = "specbench"
+#: The record of a test using the ``specbench_case`` fixture, whose case other tests may assert too.
+SHARED_RECORD_KEY = "specbench-shared"
 OUTCOME_KEY = pytest.StashKey["CaseOutcome"]()
 RECORD_STASH: pytest.StashKey[CaseRecord] = pytest.StashKey()
 #: Cases scheduled ahead of the running test, per concurrency slot, in a run without xdist.
@@ -97,7 +100,9 @@ class SpecbenchSession:
         self.under_xdist = self.role == "controller"
         self._engine: Engine | None = None
         self._queue = WorkerQueue(config)
-        self._seen: set[tuple[str, Any, str]] = set()
+        #: (group, suite, case id) of the records kept, once a test that may share its case has reported
+        #: (see :meth:`_add_record`); None until then.
+        self._seen: set[tuple[Any, Any, Any]] | None = None
         #: On an xdist worker: ids of the items whose cases are submitted and whose tests have not finished.
         self._submitted: set[int] = set()
         self._specs_sent: set[str] = set()
@@ -459,7 +464,10 @@ class SpecbenchSession:
             if scenario.origin not in self._specs_sent:  # spec texts travel once per scenario and process
                 self._specs_sent.add(scenario.origin)
                 record["scenario_specs"] = {sp.id: sp.text for sp in scenario.specs}
-            report.user_properties.append((RECORD_KEY, json.dumps(record, ensure_ascii=False, default=str)))
+            # an xdist worker sends the record as text (see the module's docstring); in a run without
+            # workers the report never leaves this process, so the record stays a dict
+            carried = json.dumps(record, ensure_ascii=False, default=str) if self.is_worker else record
+            report.user_properties.append((RECORD_KEY if _owns_case(item) else SHARED_RECORD_KEY, carried))
         if call.when == "teardown":
             self._submitted.discard(id(item))
             if outcome is not None:
@@ -506,35 +514,48 @@ class SpecbenchSession:
         # the same end-of-run failure summary: both trims apply there as well.
         if report.when != "call" and report.passed:
             _unlist_silent_report(self.config, report)
-        carried = [(name, text) for name, text in report.user_properties if name == RECORD_KEY]
+        carried = [(name, value) for name, value in report.user_properties if name in _RECORD_KEYS]
         if not carried:
             return
         # the report outlives this hook (the terminal reporter keeps it for the run): the record's text
         # leaves it once every other plugin's logreport has seen it (this hook runs last), on a worker
         # after xdist has sent the report to the controller, on the controller for the case store
-        report.user_properties = [p for p in report.user_properties if p[0] != RECORD_KEY]
+        report.user_properties = [p for p in report.user_properties if p[0] not in _RECORD_KEYS]
         if self.is_worker:
             return
-        for _, text in carried:
-            if isinstance(text, str):
-                self._add_record(text)
+        for name, value in carried:
+            shared = name == SHARED_RECORD_KEY
+            if isinstance(value, str):
+                self._add_record(json.loads(value), value, shared=shared)
+            elif isinstance(value, dict):
+                self._add_record(value, shared=shared)
 
-    def _add_record(self, text: str) -> None:
-        """Store one case's record (its JSON text) and keep its slim copy, once per case."""
+    def _add_record(self, value: dict[str, Any], text: str | None = None, *, shared: bool = False) -> None:
+        """Store one case's record and keep its slim copy, once per case.
+
+        ``text`` is the record's JSON when it arrived as text (from an xdist worker), to be stored as it is.
+        A spec case's own test is the only one of its (case, method), so duplicates are looked for only
+        once a ``shared`` record (from a test using the ``specbench_case`` fixture) has come: from then on,
+        against every record kept. A run of spec cases alone keeps no set of 100,000 keys.
+        """
         from .casestore import CaseStore
 
-        value = json.loads(text)
         specs = value.pop("scenario_specs", None)
         if specs:
             self.spec_texts.setdefault(value["scenario"], dict(specs))
-            text = json.dumps(value, ensure_ascii=False)
+            text = None
+        if text is None:
+            text = json.dumps(value, ensure_ascii=False, default=str)
         if self.store is None:
             self.store = CaseStore()
         slim = self.store.slim(value)
-        key = (slim["group"], slim["suite"], slim["case_id"])
-        if key in self._seen:  # the same case asserted by several tests counts once
-            return
-        self._seen.add(key)
+        if shared and self._seen is None:
+            self._seen = {(r["group"], r["suite"], r["case_id"]) for r in self.records}
+        if self._seen is not None:
+            key = (slim["group"], slim["suite"], slim["case_id"])
+            if key in self._seen:  # the same case asserted by several tests counts once
+                return
+            self._seen.add(key)
         self.store.add(text)
         self.records.append(slim)
         line = self.progress.update(value, self._engine.in_flight if self._engine is not None else None)
@@ -726,6 +747,16 @@ def _method_options(
         name, key, value = parse_method_option(item)
         given.setdefault(name, {})[key] = value
     return methods.run_options(settings.methods, given, capabilities)
+
+
+_RECORD_KEYS = (RECORD_KEY, SHARED_RECORD_KEY)
+
+
+def _owns_case(item: pytest.Item) -> bool:
+    """Whether ``item`` is its case's only test (a collected spec case, not a fixture user)."""
+    from .collection import CaseItem
+
+    return isinstance(item, CaseItem)
 
 
 def _unlist_silent_report(config: pytest.Config, report: pytest.TestReport) -> None:

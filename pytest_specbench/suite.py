@@ -234,7 +234,7 @@ def _case_from_record(scenario: Scenario, path: str, index: int, rec: Any, *, li
     return Case(
         scenario=scenario,
         case_id=str(case_id),
-        label=label,
+        label=LABELS[LABELS.index(label)],  # the shared constant, not one copy per prompt read from JSON
         prompt=given,
         intent=intent or given,
         answer=answer or None,

@@ -106,3 +106,16 @@ def test_a_slim_record_keeps_only_the_small_fields_and_cannot_change() -> None:
     labels = {id(v) for r in slim for v in r["verdicts"]}
     assert len(labels) < sum(len(r["verdicts"]) for r in slim) / 4
     store.close()
+
+
+def test_slim_verdicts_read_back_as_the_full_ones_without_their_reasons() -> None:
+    records = _records()
+    records[1]["verdicts"][0]["label"] = "MAYBE"  # not one of YES / NO / NA: that record keeps a plain tuple
+    records[2]["verdicts"] = records[2]["verdicts"][::-1]  # same specs in another order: a frame of its own
+    store, slim = _stored(records)
+    for full, small in zip(records, slim):
+        assert small["verdicts"] == tuple(
+            {"spec": v["spec"], "kind": v["kind"], "label": v["label"], "decided_by": v.get("decided_by")}
+            for v in full["verdicts"]
+        )
+    store.close()

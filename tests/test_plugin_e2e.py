@@ -240,6 +240,31 @@ def test_fixture_gives_case_response_and_verdicts(pytester, specbench_run):
     result.stdout.fnmatch_lines(["*custom assertion on one behavioral spec*", "Beta*all*2*0*100.0*75.0*82.5*"])
 
 
+@pytest.mark.parametrize("test_file", ["test_mine", "b_test"])  # fixture tests after / before the spec cases
+def test_a_case_asserted_by_several_tests_counts_once(pytester, specbench_run, test_file):
+    """The suite's two cases run as its own spec cases and under two fixture tests: four more tests, but
+    the summary and the report hold each case once."""
+    pytester.makepyfile(
+        **{
+            test_file: """
+        import pytest
+
+        @pytest.mark.specbench_suite("specbench_beta.yaml")
+        def test_first(specbench_result):
+            assert specbench_result.score is not None
+
+        @pytest.mark.specbench_suite("specbench_beta.yaml")
+        def test_second(specbench_result):
+            assert specbench_result.score is not None
+        """
+        }
+    )
+    result = specbench_run(f"{OPT_REPORT}=report.json", suite=PASSING_SUITE, suite_file="specbench_beta")
+    result.assert_outcomes(passed=6)
+    assert sorted(c["case_id"] for c in result.report()["cases"]) == ["safe-0000", "safe-0001"]
+    result.stdout.fnmatch_lines(["Beta*all*2*0*100.0*75.0*82.5*"])
+
+
 def test_garbage_left_at_the_end_is_still_finalized_and_reported(pytester, specbench_run, server):
     """The end-of-run gc.freeze collects first: a finalizer that raises is still run and reported by pytest.
 
