@@ -220,3 +220,23 @@ def _case(scenario: str, case_id: str, s: float) -> dict:
         "error": None,
         "score": {"risk": 0 if s else 1, "r": s, "s": s, "applicable": 1, "violated": []},
     }
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(["Code\x1fsafe", "Code\x1funsafe", "Kids\x1fsafe", "b", "B", "10", "9"]), st.integers(0, 12)
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+@settings(max_examples=200, deadline=None)
+def test_strata_are_numbered_as_numpy_unique_numbers_their_names(strata: list) -> None:
+    """The numbering decides which stratum each block of draws comes from: it must stay np.unique's (the
+    sorted order of the names; 9 and "9" are one stratum), or the same seed would give other intervals."""
+    from pytest_specbench.reporting.stats import _strata_codes
+
+    expected = np.unique(np.array([str(s) for s in strata]), return_inverse=True)[1]
+    assert _strata_codes(strata).tolist() == expected.ravel().tolist()
+    assert _strata_codes(np.array(strata, dtype=object)).tolist() == expected.ravel().tolist()

@@ -664,8 +664,9 @@ def _cases_html(
     listed: Iterable[Mapping[str, Any]],
     spec_texts: SpecTexts,
     groups: Sequence[str],
-) -> str:
-    """The case browser: filters built from every record, one expandable row per ``listed`` record."""
+) -> list[str]:
+    """The case browser, in pieces to be joined without a separator: filters built from every record,
+    then one expandable row per ``listed`` record."""
     scenarios = list(dict.fromkeys(str(r["scenario"]) for r in records))
     spec_kind: dict[str, tuple[str, str, str]] = {}
     violated: set[str] = set()
@@ -703,7 +704,7 @@ def _cases_html(
         '<div class="case-head"><span>outcome</span><span>model · method</span><span>scenario</span><span>case</span>'
         '<span>split</span><span>s</span><span>specs judged NO (<span class="sv">safety</span>, <span class="bm">behavioral</span>)</span></div>'
     )
-    return note + filters + head + "".join(rows)
+    return [note + filters + head, *rows]
 
 
 def render_html(
@@ -716,6 +717,27 @@ def render_html(
     listed: Iterable[Mapping[str, Any]] | None = None,
 ) -> str:
     """The report as one HTML string (see the module docstring for what "self-contained" promises).
+
+    Arguments as for :func:`html_parts`.
+    """
+    return "\n".join(
+        part if isinstance(part, str) else "".join(part)
+        for part in html_parts(report, spec_texts, resamples=resamples, title=title, summary=summary, listed=listed)
+    )
+
+
+def html_parts(
+    report: Mapping[str, Any],
+    spec_texts: SpecTexts | None = None,
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    title: str | None = None,
+    summary: RunSummary | None = None,
+    listed: Iterable[Mapping[str, Any]] | None = None,
+) -> list[str | list[str]]:
+    """The report's HTML in parts: the text is the parts joined by newlines, a part that is a list being
+    its pieces joined without one. :func:`write_html` writes them one by one, so the case browser's
+    thousands of rows are never copied into one string.
 
     ``report`` is the JSON report dict. The numbers come from ``summary`` when the caller has it (the
     plugin passes the one its session finish computed); otherwise from the report's stored intervals, or,
@@ -753,7 +775,7 @@ def render_html(
                 + _spec_table_html(rates, scenario, groups, texts.get(scenario, {}))
             )
     n_err = sum(1 for r in records if case_status(r) == "error")
-    parts = [
+    parts: list[str | list[str]] = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -785,7 +807,7 @@ def render_html(
             f"<script>{_JS}</script>",
         ]
     parts.append("</main></body></html>")
-    return "\n".join(parts)
+    return parts
 
 
 def write_html(
@@ -797,7 +819,7 @@ def write_html(
     summary: RunSummary | None = None,
     listed: Iterable[Mapping[str, Any]] | None = None,
 ) -> None:
-    """Write :func:`render_html` to ``path`` atomically.
+    """Write :func:`render_html`'s text to ``path`` atomically, part by part (see :func:`html_parts`).
 
     A folder that does not exist is a :class:`~pytest_specbench.errors.ConfigError` (the user's option
     names a place we cannot write), raised before any figure is drawn.
@@ -805,6 +827,9 @@ def write_html(
     path = Path(path)
     if not path.parent.is_dir():
         raise ConfigError(f"{path}: the folder {path.parent} does not exist; create it or choose another path")
-    text = render_html(report, spec_texts, resamples=resamples, summary=summary, listed=listed)
+    parts = html_parts(report, spec_texts, resamples=resamples, summary=summary, listed=listed)
     with atomic_open(path) as fh:
-        fh.write(text)
+        for n, part in enumerate(parts):
+            if n:
+                fh.write("\n")
+            fh.writelines([part] if isinstance(part, str) else part)
