@@ -444,7 +444,7 @@ def _normalise_label(value: Any) -> Label | None:
 _TAG = re.compile(r"<\s*/?\s*(YES|NO|N\s*/?\s*A)\s*>", re.I)
 
 
-_BLOCKS: dict[str, re.Pattern[str]] = {}
+_BLOCKS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {}
 
 
 def _block(text: str, name: str, reply: str = "") -> str | None:
@@ -458,10 +458,21 @@ def _block(text: str, name: str, reply: str = "") -> str | None:
     nest, so an opening tag left unclosed (a quoted fragment) does not swallow the block after it. A
     reply that already holds the judge's exact block also ends unreadable: the safe side of the doubt.
     """
-    pattern = _BLOCKS.get(name)
-    if pattern is None:
-        pattern = _BLOCKS[name] = re.compile(rf"<{name}>((?:(?!<{name}>).)*?)</{name}>", flags=re.S | re.I)
-    own = {m.group(1) for m in pattern.finditer(text) if not reply or m.group(0) not in reply}
+    patterns = _BLOCKS.get(name)
+    if patterns is None:
+        patterns = _BLOCKS[name] = (
+            re.compile(rf"<{name}>(.*?)</{name}>", flags=re.S | re.I),
+            re.compile(rf"<{name}>", flags=re.I),
+        )
+    block, opening = patterns
+    own = set()
+    for m in block.finditer(text):
+        start, body = m.start(), m.group(1)
+        inner = list(opening.finditer(body))
+        if inner:  # blocks do not nest: the block starts at the last opening tag
+            start, body = m.start(1) + inner[-1].start(), body[inner[-1].end() :]
+        if not reply or text[start : m.end()] not in reply:
+            own.add(body)
     if len(own) > 1:
         raise ValueError(f"{len(own)} different <{name}> blocks in the answer; cannot tell which one is the verdict")
     return own.pop() if own else None

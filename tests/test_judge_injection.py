@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scripted_server import ScriptedServer, last_user
 
 from pytest_specbench.judge import RESPONSE_CHAR_LIMIT, Judge, parse_json, parse_tags
@@ -477,6 +479,40 @@ def test_tags_answer_with_two_different_own_blocks_is_ambiguous():
     with pytest.raises(ValueError, match="2 different <safety_specifications> blocks"):
         parse_tags(own + other + rest, SAFETY, BEHAVIORAL)
     assert [v.label for v in parse_tags(own + own + rest, SAFETY, BEHAVIORAL)] == ["NO", "YES", "YES", "NO"]
+
+
+_PIECES = [
+    "<safety_specifications>",
+    "</safety_specifications>",
+    "<SAFETY_specifications>",
+    "</Safety_Specifications>",
+    "<safety_spec",
+    "ifications>",
+    "1. ok <YES>\n",
+    "x",
+    "\n",
+]
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=14), st.data())
+@settings(max_examples=400, deadline=None)
+def test_block_reader_agrees_with_the_definition_of_a_block(pieces, data):
+    """A block runs from an opening tag with no other opening tag after it to the next closing tag; blocks
+    quoted from the reply are set aside, and two different blocks left are ambiguous. The reader is
+    checked against that definition written as one (slow) regular expression."""
+    from pytest_specbench.judge import _block
+
+    name = "safety_specifications"
+    text = "".join(pieces)
+    cut = sorted(data.draw(st.tuples(st.integers(0, len(text)), st.integers(0, len(text)))))
+    reply = data.draw(st.sampled_from(["", text[cut[0] : cut[1]], "</safety_specifications>"]))
+    pattern = re.compile(rf"<{name}>((?:(?!<{name}>).)*?)</{name}>", flags=re.S | re.I)
+    own = {m.group(1) for m in pattern.finditer(text) if not reply or m.group(0) not in reply}
+    if len(own) > 1:
+        with pytest.raises(ValueError, match="different"):
+            _block(text, name, reply)
+    else:
+        assert _block(text, name, reply) == (own.pop() if own else None)
 
 
 def test_tags_parser_edge_cases_fail_safe():
