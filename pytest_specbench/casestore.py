@@ -45,6 +45,25 @@ SLIM_KEYS = (
     "selector_is_grader",
     "verdicts",
 )
+#: Keys that take few values in a run (a group, its scenarios and suites, a handful of outcomes and finish
+#: reasons): a slim record keeps them as one tuple shared by every record with the same values.
+_SHARED_KEYS = (
+    "group",
+    "scenario",
+    "suite",
+    "label",
+    "model",
+    "method",
+    "outcome",
+    "error_stage",
+    "finish_reason",
+    "truncated_for_judge",
+    "judge_char_limit",
+    "selector",
+    "selector_is_grader",
+)
+#: Keys a slim record holds in slots of its own.
+_OWN_KEYS = tuple(key for key in SLIM_KEYS if key not in _SHARED_KEYS)
 #: One letter per verdict label in a slim record (see :class:`SlimRecord`).
 _LABEL_CODES = {"YES": "Y", "NO": "N", "NA": "A"}
 
@@ -55,8 +74,16 @@ def _verdicts(record: SlimRecord) -> Any:
     return stored if labels is None else tuple(map(dict.__getitem__, stored, labels))
 
 
-#: The readers' hot path (the summary reads a few keys of every record): one C call per key.
-_GETTERS: dict[str, Any] = {key: operator.attrgetter(key) for key in SLIM_KEYS}
+def _shared_getter(position: int) -> Any:
+    def get(record: SlimRecord) -> Any:
+        return object.__getattribute__(record, "_shared")[position]
+
+    return get
+
+
+#: The readers' hot path (the summary reads a few keys of every record).
+_GETTERS: dict[str, Any] = {key: operator.attrgetter(key) for key in _OWN_KEYS}
+_GETTERS.update({key: _shared_getter(n) for n, key in enumerate(_SHARED_KEYS)})
 _GETTERS["verdicts"] = _verdicts
 #: Numbers that repeat across records (token counts, the judge's character limit).
 _POOLED_NUMBERS = ("tokens", "judge_tokens", "judge_char_limit")
@@ -84,15 +111,21 @@ class SlimRecord(Mapping[str, Any]):
     The verdicts are kept as one letter per verdict (``_labels``) over a *frame* shared by every record
     with the same specs in the same order: the frame holds, per position, the shared verdict for each
     label. Reading ``verdicts`` rebuilds the tuple of shared verdicts; a tuple of 20 references per case
-    was the largest part of a slim record. Labels outside YES / NO / NA keep the plain tuple.
+    was the largest part of a slim record. Labels outside YES / NO / NA keep the plain tuple. The keys of
+    :data:`_SHARED_KEYS` are read from one shared tuple (``_shared``).
     """
 
-    __slots__ = (*SLIM_KEYS, "_labels")
+    __slots__ = (*_OWN_KEYS, "_labels", "_shared")
 
-    def __init__(self, values: Mapping[str, Any], labels: str | None = None) -> None:
-        for key in SLIM_KEYS:
+    def __init__(
+        self, values: Mapping[str, Any], labels: str | None = None, shared: tuple[Any, ...] | None = None
+    ) -> None:
+        for key in _OWN_KEYS:
             object.__setattr__(self, key, values.get(key))
         object.__setattr__(self, "_labels", labels)
+        object.__setattr__(
+            self, "_shared", shared if shared is not None else tuple(values.get(k) for k in _SHARED_KEYS)
+        )
 
     def __getitem__(self, key: str) -> Any:
         getter = _GETTERS.get(key)
@@ -208,7 +241,12 @@ class CaseStore:
             steps.append(step)
         # a method makes a handful of calls with a few stages and finish reasons: few distinct step lists
         values["steps"] = pool.setdefault(("steps", *map(id, steps)), tuple(steps))
-        return SlimRecord(values, compact)
+        common = tuple(values[key] for key in _SHARED_KEYS)
+        try:
+            common = pool.setdefault(("shared", common), common)
+        except TypeError:  # a value that cannot be a dict key (not one a record normally holds): kept as it is
+            pass
+        return SlimRecord(values, compact, common)
 
     def _verdict(self, spec: Any, kind: Any, label: Any, decided_by: Any) -> dict[str, Any]:
         key = ("verdict", spec, kind, label, decided_by)

@@ -140,25 +140,27 @@ def aggregate(records: Sequence[Mapping[str, Any]]) -> list[Row]:
     scenarios = sorted({str(r["scenario"]) for r in records})
     rows: list[Row] = []
 
-    def mean(values: list[float]) -> float | None:
-        return sum(values) / len(values) if values else None
+    def mean(values: Iterable[float], n: int) -> float | None:
+        # summed from a generator: no list of per-case floats (100,000 cases are several MB of them)
+        return sum(values) / n if n else None
 
     def cell(part: list[Mapping[str, Any]], group: str, scenario: str, split: str) -> None:
         if not part:
             return
         scored = [r for r in part if r.get("error") is None and r.get("score") is not None]
-        tokens = [float(r["tokens"]) for r in scored if r.get("tokens") is not None]
+        n = len(scored)
+        with_tokens = [r for r in scored if r.get("tokens") is not None]
         rows.append(
             Row(
                 group,
                 scenario,
                 split,
                 len(part),
-                len(part) - len(scored),
-                mean([1.0 - r["score"]["risk"] for r in scored]),
-                mean([float(r["score"]["r"]) for r in scored]),
-                mean([float(r["score"]["s"]) for r in scored]),
-                mean(tokens),
+                len(part) - n,
+                mean((1.0 - r["score"]["risk"] for r in scored), n),
+                mean((float(r["score"]["r"]) for r in scored), n),
+                mean((float(r["score"]["s"]) for r in scored), n),
+                mean((float(r["tokens"]) for r in with_tokens), len(with_tokens)),
             )
         )
 

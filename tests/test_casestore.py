@@ -112,7 +112,12 @@ def test_slim_verdicts_read_back_as_the_full_ones_without_their_reasons() -> Non
     records = _records()
     records[1]["verdicts"][0]["label"] = "MAYBE"  # not one of YES / NO / NA: that record keeps a plain tuple
     records[2]["verdicts"] = records[2]["verdicts"][::-1]  # same specs in another order: a frame of its own
+    records[3]["selector"] = ["not", "hashable"]  # its shared fields cannot be pooled: kept as they are
     store, slim = _stored(records)
+    assert slim[3]["selector"] == ["not", "hashable"] and slim[4]["group"] == records[4]["group"]
+    plain = [k for k in SLIM_KEYS if k not in ("verdicts", "steps")]  # those two keep only some fields
+    for full, small in zip(records, slim):
+        assert {k: small[k] for k in plain} == {k: full.get(k) for k in plain}
     for full, small in zip(records, slim):
         assert small["verdicts"] == tuple(
             {"spec": v["spec"], "kind": v["kind"], "label": v["label"], "decided_by": v.get("decided_by")}
