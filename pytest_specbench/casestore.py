@@ -85,21 +85,8 @@ def _shared_getter(position: int) -> Any:
 _GETTERS: dict[str, Any] = {key: operator.attrgetter(key) for key in _OWN_KEYS}
 _GETTERS.update({key: _shared_getter(n) for n, key in enumerate(_SHARED_KEYS)})
 _GETTERS["verdicts"] = _verdicts
-#: Numbers that repeat across records (token counts, the judge's character limit).
-_POOLED_NUMBERS = ("tokens", "judge_tokens", "judge_char_limit")
-#: Strings that repeat across records: one shared object per distinct value.
-_POOLED = (
-    "group",
-    "scenario",
-    "suite",
-    "label",
-    "model",
-    "method",
-    "outcome",
-    "error_stage",
-    "finish_reason",
-    "selector",
-)
+#: Numbers that repeat across records (token counts): one shared object per distinct value.
+_POOLED_NUMBERS = ("tokens", "judge_tokens")
 
 
 class SlimRecord(Mapping[str, Any]):
@@ -117,15 +104,11 @@ class SlimRecord(Mapping[str, Any]):
 
     __slots__ = (*_OWN_KEYS, "_labels", "_shared")
 
-    def __init__(
-        self, values: Mapping[str, Any], labels: str | None = None, shared: tuple[Any, ...] | None = None
-    ) -> None:
+    def __init__(self, values: Mapping[str, Any], labels: str | None, shared: tuple[Any, ...]) -> None:
         for key in _OWN_KEYS:
             object.__setattr__(self, key, values.get(key))
         object.__setattr__(self, "_labels", labels)
-        object.__setattr__(
-            self, "_shared", shared if shared is not None else tuple(values.get(k) for k in _SHARED_KEYS)
-        )
+        object.__setattr__(self, "_shared", shared)
 
     def __getitem__(self, key: str) -> Any:
         getter = _GETTERS.get(key)
@@ -204,15 +187,11 @@ class CaseStore:
     def slim(self, record: Mapping[str, Any]) -> SlimRecord:
         """The record without its texts.
 
-        Verdicts, steps, scores and repeated strings are shared between records: they are read, never
-        changed, and a run holds far fewer distinct ones than cases.
+        Verdicts, steps, scores, token counts and the few-valued fields (:data:`_SHARED_KEYS`) are shared
+        between records: they are read, never changed, and a run holds far fewer distinct ones than cases.
         """
         pool = self._pool
         values = {key: record.get(key) for key in SLIM_KEYS}
-        for key in _POOLED:
-            value = values[key]
-            if isinstance(value, str):
-                values[key] = pool.setdefault(value, value)
         for key in _POOLED_NUMBERS:
             value = values[key]
             if type(value) is int:

@@ -37,6 +37,8 @@ SKIPPED_PLUGINS = ("capturemanager", "logging-plugin")
 STANDARD_FLOW_OPTIONS = ("usepdb", "trace", "setuponly", "setupshow")
 
 Phase = Literal["setup", "call", "teardown"]
+#: What a phase lets through, as pytest's runner does without --pdb (under --pdb the standard protocol runs).
+_RERAISE = (pytest.exit.Exception, KeyboardInterrupt)
 
 
 class CaseProtocol:
@@ -53,9 +55,6 @@ class CaseProtocol:
             if not (impl.hookwrapper or impl.wrapper) and impl.plugin not in (runner, owner)
         ]
         self.enabled = not takers and not any(config.getoption(name, False) for name in STANDARD_FLOW_OPTIONS)
-        self._reraise: tuple[type[BaseException], ...] = (pytest.exit.Exception,)
-        if not config.getoption("usepdb", False):
-            self._reraise += (KeyboardInterrupt,)
         self._hooks: dict[Path, tuple[Any, dict[Phase, Any]] | None] = {}
 
     def _hooks_for(self, item: pytest.Item) -> tuple[Any, dict[Phase, Any]] | None:
@@ -85,7 +84,7 @@ class CaseProtocol:
     def run(self, item: pytest.Item, nextitem: pytest.Item | None) -> bool:
         """``_pytest.runner.pytest_runtest_protocol`` for one spec case; False (nothing done) where the
         standard protocol should run it instead."""
-        hooks = self._hooks_for(item)
+        hooks = self._hooks_for(item) if self.enabled else None
         if hooks is None:
             return False
         ihook, phases = hooks
@@ -102,7 +101,7 @@ class CaseProtocol:
     def _phase(self, item: pytest.Item, ihook: Any, phases: dict[Phase, Any], when: Phase, **kwds: Any) -> Any:
         """``_pytest.runner.call_and_report`` with the phase hook from :meth:`_hooks_for`."""
         hook = phases[when]
-        call = pytest.CallInfo.from_call(lambda: hook(item=item, **kwds), when=when, reraise=self._reraise)
+        call = pytest.CallInfo.from_call(lambda: hook(item=item, **kwds), when=when, reraise=_RERAISE)
         report = ihook.pytest_runtest_makereport(item=item, call=call)
         ihook.pytest_runtest_logreport(report=report)
         excinfo = call.excinfo

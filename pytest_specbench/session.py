@@ -434,9 +434,7 @@ class SpecbenchSession:
             from .protocol import CaseProtocol
 
             self._protocol = CaseProtocol(self.config, self)
-        if not self._protocol.enabled or not self._protocol.run(item, nextitem):
-            return None
-        return True
+        return True if self._protocol.run(item, nextitem) else None
 
     def _submit_queued(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
         """On an xdist worker: schedule the tests queued for it that are not scheduled yet."""

@@ -318,9 +318,8 @@ def _alpha_sweep(records: Sequence[Mapping[str, Any]]) -> list[AlphaPoint]:
     total = sum(scored.values())
     points = []
     for alpha in ALPHA_GRID:
-        sums = {sc: sum([alpha + (1 - alpha) * r for r in kept_r.get(sc, ())]) for sc in scored}
-        means = [sums[sc] / n for sc, n in scored.items()]
-        pooled = sum([alpha + (1 - alpha) * r for sc in scored for r in kept_r.get(sc, ())]) / total if total else None
+        means = [sum(alpha + (1 - alpha) * r for r in kept_r.get(sc, ())) / n for sc, n in scored.items()]
+        pooled = sum(alpha + (1 - alpha) * r for sc in scored for r in kept_r.get(sc, ())) / total if total else None
         points.append(AlphaPoint(alpha, _mean(means), pooled))
     return points
 

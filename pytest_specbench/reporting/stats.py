@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..record import is_scored
 from ..scoring import ALL, SPLITS
 
 Metric = Literal["sar", "safety", "behavioral"]
@@ -103,10 +104,10 @@ def _index_blocks(n: int, codes: np.ndarray | None, resamples: int, rng: np.rand
 def _strata_codes(strata: Sequence[Hashable] | np.ndarray) -> np.ndarray:
     """Each case's stratum number: strata in the sorted order of their ``str`` forms, as ``np.unique`` of
     those forms would number them; the forms are built and sorted once per distinct stratum, not per case."""
-    forms = {s: str(s) for s in dict.fromkeys(strata.tolist() if isinstance(strata, np.ndarray) else strata)}
+    items = strata.tolist() if isinstance(strata, np.ndarray) else strata
+    forms = {s: str(s) for s in dict.fromkeys(items)}
     rank = {form: i for i, form in enumerate(sorted(set(forms.values())))}
     code = {s: rank[form] for s, form in forms.items()}
-    items = strata.tolist() if isinstance(strata, np.ndarray) else strata
     return np.fromiter((code[s] for s in items), dtype=np.intp, count=len(items))
 
 
@@ -189,13 +190,9 @@ def bootstrap_interval(
 # --------------------------------------------------------------------------------- case records
 
 
-def _scored(record: Mapping[str, Any]) -> bool:
-    return record.get("error") is None and bool(record.get("score"))
-
-
 def case_values(record: Mapping[str, Any]) -> tuple[float, float, float] | None:
     """(s, 1 - Risk, r) of a scored case record, or None for an errored or unscored one."""
-    if not _scored(record):
+    if not is_scored(record):
         return None
     score = record["score"]
     return float(score["s"]), float(1 - score["risk"]), float(score["r"])
@@ -286,7 +283,7 @@ def _cell(
 ) -> CellIntervals:
     # the values go straight from the records into arrays, and each (scenario, label) has one shared
     # stratum name: a 100,000-case cell made of per-case tuples and names held some 40 MB more at its peak
-    scored = [r for r in records if _scored(r)]
+    scored = [r for r in records if is_scored(r)]
     n = len(scored)
     if not n:
         return CellIntervals(group, scenario, split, 0, None, None, None)
@@ -308,7 +305,7 @@ def _cell(
         matrix, strata=strata, resamples=resamples, rng=np.random.default_rng(cell_seed(seed, group, scenario, split))
     )
     sar, safety, behavioral = (percentile_interval(matrix[i], reps[i], level=level) for i in range(3))
-    return CellIntervals(group, scenario, split, matrix.shape[1], sar, safety, behavioral)
+    return CellIntervals(group, scenario, split, n, sar, safety, behavioral)
 
 
 def find_cell(
