@@ -46,34 +46,38 @@ SMALL = (
 )
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of a process group, from /proc."""
-    members = []
+def live_processes() -> dict[int, tuple[int, int]]:
+    """(parent pid, process group) of every live process, from /proc: a zombie waiting for its parent has ended."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            state, ppid, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
             continue
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            members.append(int(entry.name))
-    return members
+        if state not in ("Z", "X"):
+            found[int(entry.name)] = (int(ppid), int(pgrp))
+    return found
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes of a process group."""
+    return [pid for pid, (_, pgrp) in live_processes().items() if pgrp == pgid]
 
 
 def guards_of(owner: int) -> list[int]:
     """Pids of the serve guards that ``owner`` started (their groups hold the engines)."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+    for pid, (ppid, _) in live_processes().items():
+        if ppid != owner:
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
             continue
-        if ppid == owner and any(part.endswith(b"_serve_guard.py") for part in cmdline):
-            found.append(int(entry.name))
+        if any(part.endswith(b"_serve_guard.py") for part in cmdline):
+            found.append(pid)
     return found
 
 
@@ -181,15 +185,8 @@ def guard_port(guard: int) -> int | None:
 def descendants(pid: int) -> set[int]:
     """``pid`` and every live process below it (an engine process that left the group is still found)."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] not in ("Z", "X"):
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    for child, (ppid, _) in live_processes().items():
+        children.setdefault(ppid, []).append(child)
     found, todo = set(), [pid]
     while todo:
         current = todo.pop()
@@ -199,16 +196,8 @@ def descendants(pid: int) -> set[int]:
 
 
 def alive(pids: set[int]) -> set[int]:
-    """Those of ``pids`` that still run (a zombie waiting for its parent has ended)."""
-    left = set()
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state not in ("Z", "X"):
-            left.add(pid)
-    return left
+    """Those of ``pids`` that still run."""
+    return pids & live_processes().keys()
 
 
 def wait_gone(pids: set[int], within: float) -> set[int]:
