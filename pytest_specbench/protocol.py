@@ -1,11 +1,11 @@
 """How a spec case runs through pytest's test protocol.
 
-A :class:`~pytest_specbench.collection.CaseItem` runs no code of the user's: its setup waits for an
-outcome the engine produced on its own thread, its call compares verdicts. pytest's protocol wraps each
+A :class:`~pytest_specbench.collection.CaseItem` runs no code of the user's: its setup runs the engine's
+loop until the case's outcome is ready, its call compares verdicts. pytest's protocol wraps each
 of the three phases in the capture manager (suspend and resume the fd capture, read and truncate its
 files) and the logging plugin (two log handlers, stash entries and report sections), about a third of
-the client's CPU per case in a large run. Neither can catch anything meaningful here: what the engine's
-thread writes or logs meanwhile belongs to whichever case is in flight, not to the test being reported.
+the client's CPU per case in a large run. Neither can catch anything meaningful here: what the engine
+writes or logs while its loop runs belongs to whichever case is in flight, not to the test being reported.
 
 So for these items the protocol is pytest's own (``_pytest.runner.runtestprotocol``), step for step,
 with the per-phase hooks called without those two plugins. Everything else is unchanged: every other

@@ -1,20 +1,23 @@
 """Run state of one pytest process: backends, the judge, and an event loop that evaluates cases.
 
-Tests are synchronous; model calls are not. Each process therefore keeps one asyncio loop on a
-background thread. A test asks for its case's outcome and waits on a future, while cases scheduled
-ahead of it (up to the concurrency limit) are already being generated and judged. Outcomes become
-typed plain dicts (:class:`~pytest_specbench.record.CaseRecord`) before they leave the process on a test report.
+Tests are synchronous; model calls are not. Each process keeps one asyncio loop, and the loop runs in
+the thread that waits for an outcome: a test asking for its case's outcome runs the loop until that
+outcome is ready, and meanwhile every case scheduled ahead of it (up to the concurrency limit) is being
+generated and judged as well. A loop on a thread of its own would trade the GIL with the test thread
+several times per model call, and that trade costs more CPU than the calls' own Python code. The price
+is that cases in flight make progress only while some test waits: while pytest runs an ordinary test,
+their answers wait in the socket buffers. Outcomes become typed plain dicts
+(:class:`~pytest_specbench.record.CaseRecord`) before they leave the process on a test report.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Mapping
-from concurrent.futures import Future
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 from .backends import BackendRegistry
 from .backends.base import Backend, BackendSpec, Decoding
@@ -29,6 +32,11 @@ from .record import CaseRecord, build_record
 from .redact import Redactor
 from .scoring import Score, score_verdicts
 from .suite import Case
+
+#: How long closing waits for cancelled cases and backends to wind down.
+SHUTDOWN_TIMEOUT = 10.0
+
+_T = TypeVar("_T")
 
 #: The judge's temperature when neither --specbench-judge-temperature nor its profile sets one (the paper's).
 JUDGE_TEMPERATURE = 0.0
@@ -98,9 +106,10 @@ class Engine:
         self.methods = methods
         self.redact = redactor
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        #: Held while a thread schedules on the loop or runs it: the loop is not thread-safe.
+        self._driving = threading.RLock()
         self._instances: dict[BackendSpec, Backend] = {}
-        self._futures: dict[tuple[str, str, str], Future[CaseOutcome]] = {}
+        self._futures: dict[tuple[str, str, str], asyncio.Task[CaseOutcome]] = {}
         self._semaphore: asyncio.Semaphore | None = None
         self._setup_error: str | None = None
         self._lock = threading.Lock()
@@ -148,11 +157,37 @@ class Engine:
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name="specbench-loop", daemon=True)
-                thread.start()
-                self._loop, self._thread = loop, thread
+                self._loop = asyncio.new_event_loop()
             return self._loop
+
+    def _run(self, awaitable: Awaitable[_T]) -> _T:
+        """Run the loop until ``awaitable`` is done, in this thread; cases scheduled ahead advance meanwhile.
+
+        A thread that already runs an event loop (an async test asking for an outcome) cannot run a second
+        one: a helper thread runs ours while this one waits. Another thread asking at the same time waits
+        for the lock, then runs the loop itself.
+        """
+        loop = self._ensure_loop()
+        with self._driving:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return loop.run_until_complete(awaitable)
+            done: list[Any] = []
+
+            def drive() -> None:
+                try:
+                    done.append((True, loop.run_until_complete(awaitable)))
+                except BaseException as exc:  # handed to the waiting thread, which raises it
+                    done.append((False, exc))
+
+            helper = threading.Thread(target=drive, name="specbench-loop")
+            helper.start()
+            helper.join()
+            ok, value = done[0]
+            if not ok:
+                raise value
+            return value
 
     def _prepare(self) -> None:
         """Create backends, method and judge once; a failure becomes every case's error reason."""
@@ -246,21 +281,27 @@ class Engine:
 
         return Selector(f"judge:{ref}", backend.spec.label == self._judge.backend.spec.label, score)
 
-    def submit(self, case: Case, method: str) -> Future[CaseOutcome]:
-        """The future outcome of a case under a method; asking twice returns the same future."""
+    def submit(self, case: Case, method: str) -> asyncio.Task[CaseOutcome]:
+        """Schedule a case under a method; asking twice returns the same task.
+
+        The task starts the next time the loop runs (:meth:`outcome`).
+        """
         key = (case.scenario.origin, case.case_id, method)
         with self._lock:
-            future = self._futures.get(key)
-        if future is None:
+            task = self._futures.get(key)
+        if task is None:
             loop = self._ensure_loop()
             self._prepare()
-            future = asyncio.run_coroutine_threadsafe(self._evaluate(case, method), loop)
+            with self._driving:
+                task = loop.create_task(self._evaluate(case, method))
             with self._lock:
-                future = self._futures.setdefault(key, future)
-        return future
+                task = self._futures.setdefault(key, task)
+        return task
 
     def outcome(self, case: Case, method: str) -> CaseOutcome:
-        return self.submit(case, method).result()
+        """The case's outcome, running the loop until it is ready."""
+        task = self.submit(case, method)
+        return task.result() if task.done() else self._run(task)
 
     def forget(self, case: Case, method: str) -> None:
         """Drop a finished case's future (and with it its outcome); asking for it again would evaluate it anew."""
@@ -322,16 +363,17 @@ class Engine:
         return replace(judged, verdicts=verdicts, raw=scrub(judged.raw))
 
     def close(self) -> None:
-        """Cancel what is still queued, close backends, stop the loop."""
+        """Cancel what is still scheduled, close backends, close the loop."""
         loop = self._loop
         if loop is None:
             return
         with self._lock:
-            pending = [f for f in self._futures.values() if not f.done()]
-        for f in pending:
-            f.cancel()
+            pending = [t for t in self._futures.values() if not t.done()]
+        for t in pending:
+            t.cancel()
 
         async def shutdown() -> None:
+            await asyncio.gather(*pending, return_exceptions=True)
             await loop.shutdown_default_executor()  # the resolver threads HTTP clients started
             if getattr(self, "_selectors", None) is not None:
                 await self._selectors.aclose()
@@ -344,14 +386,12 @@ class Engine:
         if self.cache is not None:
             self.cache.close()
         try:
-            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=10)
+            self._run(asyncio.wait_for(shutdown(), SHUTDOWN_TIMEOUT))
         except Exception as exc:
-            print(f"specbench: shutdown did not finish cleanly: {self.redact(str(exc))}")
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if not loop.is_running():
-            loop.close()
+            print(f"specbench: shutdown did not finish cleanly: {self.redact(str(exc)) or type(exc).__name__}")
+        with self._driving:
+            if not loop.is_running():
+                loop.close()
         self._loop = None
         with self._lock:  # outcomes are in the records by now; drop them so the interpreter has less to free
             self._futures.clear()

@@ -240,6 +240,44 @@ def test_fixture_gives_case_response_and_verdicts(pytester, specbench_run):
     result.stdout.fnmatch_lines(["*custom assertion on one behavioral spec*", "Beta*all*2*0*100.0*75.0*82.5*"])
 
 
+@pytest.mark.parametrize("caller", ["event_loop", "thread"])
+def test_outcome_asked_from_a_running_loop_or_another_thread(pytester, specbench_run, caller):
+    """The engine's loop runs in the thread that waits. A test that asks for an outcome from inside its own
+    event loop (an async test), or from a thread of its own, still gets it. The fixture tests run first, so
+    the loop has not run yet when they ask; the suite's spec cases then run on the same loop."""
+    pytester.makefile(".yaml", specbench_fixture_suite=PASSING_SUITE)
+    pytester.makepyfile(
+        test_mine=f"""
+        import asyncio, threading
+        import pytest
+
+        def ask_in_event_loop(request):
+            async def main():
+                await asyncio.sleep(0)
+                return request.getfixturevalue("specbench_result")
+            return asyncio.run(main())
+
+        def ask_in_thread(request):
+            got = []
+            worker = threading.Thread(target=lambda: got.append(request.getfixturevalue("specbench_result")))
+            worker.start()
+            worker.join()
+            return got[0]
+
+        @pytest.mark.specbench_suite("specbench_fixture_suite.yaml")
+        def test_case(request, specbench_case):
+            result = ask_in_{caller}(request)
+            assert result.case is specbench_case
+            assert result.verdict("S1") == "YES"
+        """
+    )
+    result = specbench_run("test_mine.py", "specbench_fixture_suite.yaml")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        ["test_mine.py ..*", "specbench_fixture_suite.yaml ..*", "Beta*all*2*0*100.0*75.0*82.5*"]
+    )
+
+
 @pytest.mark.parametrize("test_file", ["test_mine", "b_test"])  # fixture tests after / before the spec cases
 def test_a_case_asserted_by_several_tests_counts_once(pytester, specbench_run, test_file):
     """The suite's two cases run as its own spec cases and under two fixture tests: four more tests, but
