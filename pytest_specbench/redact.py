@@ -25,17 +25,24 @@ class Redactor:
     """Scrubs registered secret values and key-shaped strings from text."""
 
     def __init__(self, secrets: Iterable[str] = ()):
-        self._secrets = {s for s in secrets if s and len(s) >= 4}
+        self._secrets: tuple[str, ...] = ()
+        self._register(s for s in secrets if s and len(s) >= 4)
+
+    def _register(self, values: Iterable[str]) -> None:
+        # longest first: a secret that contains another is masked whole
+        self._secrets = tuple(sorted({*self._secrets, *values}, key=len, reverse=True))
 
     def add_env(self, *names: str) -> None:
-        for name in names:
-            value = os.environ.get(name)
-            if value and len(value) >= 4:
-                self._secrets.add(value)
+        self._register(value for name in names if (value := os.environ.get(name)) and len(value) >= 4)
+
+    @property
+    def registered(self) -> bool:
+        """Whether any secret value is registered (:meth:`values` changes nothing otherwise)."""
+        return bool(self._secrets)
 
     def values(self, text: str) -> str:
         """Scrub only the registered values: for model output, where key-shaped text is usually just code."""
-        for secret in sorted(self._secrets, key=len, reverse=True):
+        for secret in self._secrets:
             text = text.replace(secret, MASK)
         return text
 

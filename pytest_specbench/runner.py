@@ -355,6 +355,8 @@ class Engine:
         they are scrubbed once here rather than at each of those places. Only registered values are
         masked, as for responses: key-shaped text in a reason about code is usually just code.
         """
+        if not self.redact.registered:
+            return judged
         scrub = self.redact.values
         verdicts = tuple(
             v if not v.reason or scrub(v.reason) == v.reason else replace(v, reason=scrub(v.reason))
