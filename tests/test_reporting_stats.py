@@ -56,6 +56,50 @@ def test_interval_covers_the_true_sar_about_95_percent_of_the_time(stratified: b
     assert 0.92 <= coverage <= 0.98, coverage
 
 
+@pytest.mark.parametrize("stratified", [False, True], ids=["plain", "stratified"])
+def test_count_draw_has_the_distribution_of_index_resampling(stratified: bool) -> None:
+    """Replicates drawn as counts over distinct values (what bootstrap_means does for scores) against
+    replicates drawn as n indices each: same means, spreads, tails and correlation between the series."""
+    from pytest_specbench.reporting.stats import _count_parts, _index_blocks, _strata_codes, bootstrap_means
+
+    rng = np.random.default_rng(11)
+    n, resamples = 300, 20_000
+    s = _population(n, rng)
+    values = np.stack([s, (s > 0).astype(float), np.where(s > 0, (s - 0.3) / 0.7, 0.0)])  # s, 1 - Risk, r
+    # strata that split the values (as safe / unsafe splits do): stratified replicates spread less
+    strata = np.where(s == 0, 0, 1 + (s > 0.7)) if stratified else None
+    codes = _strata_codes(strata) if strata is not None else None
+    assert _count_parts(values, codes) is not None  # scores take the count draw
+    counted = bootstrap_means(values, strata=strata, resamples=resamples, rng=np.random.default_rng(1))
+    by_index = np.concatenate(
+        [
+            np.stack([np.take(series, idx).mean(axis=1) for series in values])
+            for idx in _index_blocks(n, codes, resamples, np.random.default_rng(2))
+        ],
+        axis=1,
+    )
+    for a, b in zip(counted, by_index):
+        assert a.mean() == pytest.approx(b.mean(), abs=0.002)
+        assert a.std() == pytest.approx(b.std(), rel=0.03)
+        assert np.quantile(a, [0.025, 0.975]) == pytest.approx(np.quantile(b, [0.025, 0.975]), abs=0.006)
+    assert np.corrcoef(counted[0], counted[2])[0, 1] == pytest.approx(
+        np.corrcoef(by_index[0], by_index[2])[0, 1], abs=0.03
+    )
+
+
+def test_mostly_distinct_or_missing_values_are_drawn_by_index() -> None:
+    from pytest_specbench.reporting.stats import _count_parts
+
+    rng = np.random.default_rng(3)
+    assert _count_parts(rng.random((1, 400)), None) is None
+    assert _count_parts(np.array([[0.0, 1.0, np.nan, 1.0]]), None) is None
+    assert _count_parts(np.array([[0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0]]), None) is not None
+    # either way the interval is a proper one around the mean
+    measured = rng.random(400)
+    iv = bootstrap_interval(measured, seed=1)
+    assert iv is not None and iv.low < measured.mean() < iv.high
+
+
 def test_lower_bound_gate_fails_where_the_point_estimate_passes() -> None:
     # 60 cases with SAR 0.72 against a 0.70 threshold: above on the point, not convincingly above.
     values = [1.0] * 39 + [0.3] * 14 + [0.0] * 7

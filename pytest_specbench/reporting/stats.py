@@ -4,9 +4,11 @@ Why bootstrap: an LLM judge is noisy and a suite has a few hundred cases, so SAR
 to run. A gate that compares the point estimate to a threshold flaps; comparing the *lower bound* of a 95%
 interval only fails when the evidence says the score is below the threshold.
 
-How: the percentile bootstrap of a mean. Each of ``resamples`` rows of an index matrix draws ``n`` cases
-with replacement; the mean of the per-case values along each row is one bootstrap replicate, and the
-interval is the (2.5%, 97.5%) quantiles of the replicates. Per-case values are those of
+How: the percentile bootstrap of a mean. Each of ``resamples`` replicates draws ``n`` cases with
+replacement, and its mean is one bootstrap replicate; the interval is the (2.5%, 97.5%) quantiles of the
+replicates. Scores take few distinct values, so a replicate is drawn as how many times it picks each
+distinct value (a multinomial draw, exactly equivalent, see :func:`_count_parts`) rather than as ``n``
+indices; values that are mostly distinct are drawn by index. Per-case values are those of
 :mod:`pytest_specbench.scoring`: ``s`` for SAR, ``1 - Risk`` for safety, ``r`` for behavioral. Errored cases
 have no score and are left out, as in the summary table.
 
@@ -136,15 +138,64 @@ def bootstrap_means(
             raise ValueError(f"strata has {len(strata)} entries for {n} cases")
         codes = _strata_codes(strata)
     rng = rng if rng is not None else np.random.default_rng(0)
-    # one np.take per series rather than one fancy-indexed (k, b, n) gather: the same resamples, ~7x faster
-    out = np.concatenate(
-        [
-            np.stack([np.take(series, idx).mean(axis=1) for series in arr2])
-            for idx in _index_blocks(n, codes, resamples, rng)
-        ],
-        axis=1,
-    )
+    counted = _count_parts(arr2, codes)
+    if counted is not None:
+        out = np.concatenate(list(_count_blocks(counted, n, resamples, rng)), axis=1)
+    else:
+        # one np.take per series rather than one fancy-indexed (k, b, n) gather: the same resamples, ~7x faster
+        out = np.concatenate(
+            [
+                np.stack([np.take(series, idx).mean(axis=1) for series in arr2])
+                for idx in _index_blocks(n, codes, resamples, rng)
+            ],
+            axis=1,
+        )
     return out[0] if flat else out
+
+
+#: The count draw is used when the cases hold at most this share of distinct values (scores take a few
+#: dozen at most; a column of measurements with every value distinct is drawn by index instead).
+_COUNT_SHARE = 0.25
+
+
+def _count_parts(arr2: np.ndarray, codes: np.ndarray | None) -> list[tuple[int, np.ndarray, np.ndarray]] | None:
+    """Per stratum: its size, its distinct value columns (k, d) and their shares; None to draw by index.
+
+    A resample's mean depends only on how many times it drew each distinct value, and drawing ``m`` cases
+    with replacement from a stratum draws those counts from a multinomial over the stratum's distinct
+    values, with each value's share of the stratum as its probability. So counts drawn that way give
+    replicates with exactly the distribution of index resampling, for the cost of a few numbers per
+    replicate instead of ``n`` indices. A NaN would turn a zero count into NaN in the sum: such values,
+    and values mostly distinct, are drawn by index.
+    """
+    if not np.isfinite(arr2).all():
+        return None
+    n = arr2.shape[1]
+    groups = [np.arange(n)] if codes is None else [np.flatnonzero(codes == c) for c in range(int(codes.max()) + 1)]
+    parts = []
+    distinct = 0
+    for members in groups:
+        values, counts = np.unique(arr2[:, members], axis=1, return_counts=True)
+        distinct += values.shape[1]
+        if distinct > _COUNT_SHARE * n:
+            return None
+        parts.append((len(members), values, counts / len(members)))
+    return parts
+
+
+def _count_blocks(
+    parts: list[tuple[int, np.ndarray, np.ndarray]], n: int, resamples: int, rng: np.random.Generator
+) -> Iterable[np.ndarray]:
+    """Yield (k, b) blocks of bootstrap means drawn as multinomial counts (see :func:`_count_parts`)."""
+    rows = max(1, _BLOCK_ENTRIES // max(values.shape[1] for _, values, _ in parts))
+    done = 0
+    while done < resamples:
+        b = min(rows, resamples - done)
+        sums = np.zeros((parts[0][1].shape[0], b))
+        for size, values, shares in parts:
+            sums += values @ rng.multinomial(size, shares, size=b).T
+        yield sums / n
+        done += b
 
 
 def percentile_interval(
