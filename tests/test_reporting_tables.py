@@ -164,7 +164,13 @@ def test_csv_streamed_row_by_row_is_the_text_pandas_writes(tmp_path: Path) -> No
     tricky["score"] = {"risk": 1, "r": 1 / 3, "s": 0.0, "applicable": 3, "violated": ["S1"]}
     odd_score = _case("x", _verdict("S1", "YES"))
     odd_score["score"] = {"risk": 0, "r": "0.25", "s": None, "applicable": 1, "violated": []}
-    records = [*cases, tricky, odd_score, _case("e", error="server down")]
+    # a field spanning lines with nothing else to quote: a broken row unless quoted for its line end
+    multiline = _case(
+        "lines",
+        {**_verdict("S1", "NO"), "reason": "first line\nsecond line"},
+        {**_verdict("B1", "YES", "behavioral"), "reason": "carriage\rreturn"},
+    )
+    records = [*cases, tricky, multiline, odd_score, _case("e", error="server down"), _case("f", error="down\nretried")]
     path = tmp_path / "cases.csv"
     rows = write_table(iter(records), path, SPEC_TEXTS)
     expected = verdict_frame(records, SPEC_TEXTS).to_csv(index=False)

@@ -237,11 +237,13 @@ class _CsvFormat:
 
     def __init__(self) -> None:
         self._buffer = io.StringIO()
-        self._writer = csv.writer(self._buffer, lineterminator="")
+        # the line end the file uses, cut off below: csv quotes a field that holds a character of the line
+        # terminator, so with an empty one a reason or error spanning lines would break its row
+        self._writer = csv.writer(self._buffer, lineterminator="\n")
 
     def __call__(self, fields: Sequence[Any]) -> str:
         self._writer.writerow(fields)
-        text = self._buffer.getvalue()
+        text = self._buffer.getvalue()[:-1]
         self._buffer.seek(0)
         self._buffer.truncate()
         return text
