@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar
@@ -173,21 +174,8 @@ class Engine:
                 asyncio.get_running_loop()
             except RuntimeError:
                 return loop.run_until_complete(awaitable)
-            done: list[Any] = []
-
-            def drive() -> None:
-                try:
-                    done.append((True, loop.run_until_complete(awaitable)))
-                except BaseException as exc:  # handed to the waiting thread, which raises it
-                    done.append((False, exc))
-
-            helper = threading.Thread(target=drive, name="specbench-loop")
-            helper.start()
-            helper.join()
-            ok, value = done[0]
-            if not ok:
-                raise value
-            return value
+            with ThreadPoolExecutor(1, thread_name_prefix="specbench-loop") as helper:
+                return helper.submit(loop.run_until_complete, awaitable).result()
 
     def _prepare(self) -> None:
         """Create backends, method and judge once; a failure becomes every case's error reason."""

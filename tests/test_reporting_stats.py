@@ -60,7 +60,13 @@ def test_interval_covers_the_true_sar_about_95_percent_of_the_time(stratified: b
 def test_count_draw_has_the_distribution_of_index_resampling(stratified: bool) -> None:
     """Replicates drawn as counts over distinct values (what bootstrap_means does for scores) against
     replicates drawn as n indices each: same means, spreads, tails and correlation between the series."""
-    from pytest_specbench.reporting.stats import _count_parts, _index_blocks, _strata_codes, bootstrap_means
+    from pytest_specbench.reporting.stats import (
+        _count_parts,
+        _index_means,
+        _strata_codes,
+        _strata_members,
+        bootstrap_means,
+    )
 
     rng = np.random.default_rng(11)
     n, resamples = 300, 20_000
@@ -68,16 +74,10 @@ def test_count_draw_has_the_distribution_of_index_resampling(stratified: bool) -
     values = np.stack([s, (s > 0).astype(float), np.where(s > 0, (s - 0.3) / 0.7, 0.0)])  # s, 1 - Risk, r
     # strata that split the values (as safe / unsafe splits do): stratified replicates spread less
     strata = np.where(s == 0, 0, 1 + (s > 0.7)) if stratified else None
-    codes = _strata_codes(strata) if strata is not None else None
-    assert _count_parts(values, codes) is not None  # scores take the count draw
+    groups = _strata_members(_strata_codes(strata)) if strata is not None else None
+    assert _count_parts(values, groups) is not None  # scores take the count draw
     counted = bootstrap_means(values, strata=strata, resamples=resamples, rng=np.random.default_rng(1))
-    by_index = np.concatenate(
-        [
-            np.stack([np.take(series, idx).mean(axis=1) for series in values])
-            for idx in _index_blocks(n, codes, resamples, np.random.default_rng(2))
-        ],
-        axis=1,
-    )
+    by_index = _index_means(values, groups, resamples, np.random.default_rng(2))
     for a, b in zip(counted, by_index):
         assert a.mean() == pytest.approx(b.mean(), abs=0.002)
         assert a.std() == pytest.approx(b.std(), rel=0.03)

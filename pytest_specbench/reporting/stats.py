@@ -82,25 +82,40 @@ def _check(resamples: int, level: float) -> None:
         raise ValueError(f"level must be within (0, 1), got {level!r}")
 
 
-def _index_blocks(n: int, codes: np.ndarray | None, resamples: int, rng: np.random.Generator) -> Iterable[np.ndarray]:
-    """Yield blocks of the (resamples x n) resample-index matrix; stratified draws stay inside their stratum.
+def _strata_members(codes: np.ndarray | None) -> list[np.ndarray] | None:
+    """The case positions of each stratum, from a stratum number 0..k-1 per case; None for the plain bootstrap."""
+    return None if codes is None else [np.flatnonzero(codes == c) for c in range(int(codes.max()) + 1)]
 
-    ``codes`` holds a stratum number 0..k-1 per case (or None for the plain bootstrap).
-    """
+
+def _index_blocks(
+    n: int, groups: list[np.ndarray] | None, resamples: int, rng: np.random.Generator
+) -> Iterable[np.ndarray]:
+    """Yield blocks of the (resamples x n) resample-index matrix; stratified draws stay inside their stratum."""
     rows = max(1, _BLOCK_ENTRIES // max(n, 1))
-    groups: list[np.ndarray] = []
-    if codes is not None:
-        groups = [np.flatnonzero(codes == c) for c in range(int(codes.max()) + 1)]
     done = 0
     while done < resamples:
         b = min(rows, resamples - done)
-        if codes is None:
+        if groups is None:
             yield rng.integers(0, n, size=(b, n))
         else:
             yield np.concatenate(
                 [members[rng.integers(0, len(members), size=(b, len(members)))] for members in groups], axis=1
             )
         done += b
+
+
+def _index_means(
+    arr2: np.ndarray, groups: list[np.ndarray] | None, resamples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """(k, resamples) bootstrap means of the rows of ``arr2``, each replicate drawn as ``n`` indices."""
+    # one np.take per series rather than one fancy-indexed (k, b, n) gather: the same resamples, ~7x faster
+    return np.concatenate(
+        [
+            np.stack([np.take(series, idx).mean(axis=1) for series in arr2])
+            for idx in _index_blocks(arr2.shape[1], groups, resamples, rng)
+        ],
+        axis=1,
+    )
 
 
 def _strata_codes(strata: Sequence[Hashable] | np.ndarray) -> np.ndarray:
@@ -132,24 +147,17 @@ def bootstrap_means(
     n = arr2.shape[1]
     if n == 0:
         raise ValueError("cannot bootstrap zero cases")
-    codes = None
+    groups = None
     if strata is not None:
         if len(strata) != n:
             raise ValueError(f"strata has {len(strata)} entries for {n} cases")
-        codes = _strata_codes(strata)
+        groups = _strata_members(_strata_codes(strata))
     rng = rng if rng is not None else np.random.default_rng(0)
-    counted = _count_parts(arr2, codes)
+    counted = _count_parts(arr2, groups)
     if counted is not None:
         out = np.concatenate(list(_count_blocks(counted, n, resamples, rng)), axis=1)
     else:
-        # one np.take per series rather than one fancy-indexed (k, b, n) gather: the same resamples, ~7x faster
-        out = np.concatenate(
-            [
-                np.stack([np.take(series, idx).mean(axis=1) for series in arr2])
-                for idx in _index_blocks(n, codes, resamples, rng)
-            ],
-            axis=1,
-        )
+        out = _index_means(arr2, groups, resamples, rng)
     return out[0] if flat else out
 
 
@@ -158,7 +166,7 @@ def bootstrap_means(
 _COUNT_SHARE = 0.25
 
 
-def _count_parts(arr2: np.ndarray, codes: np.ndarray | None) -> list[tuple[int, np.ndarray, np.ndarray]] | None:
+def _count_parts(arr2: np.ndarray, groups: list[np.ndarray] | None) -> list[tuple[int, np.ndarray, np.ndarray]] | None:
     """Per stratum: its size, its distinct value columns (k, d) and their shares; None to draw by index.
 
     A resample's mean depends only on how many times it drew each distinct value, and drawing ``m`` cases
@@ -171,10 +179,9 @@ def _count_parts(arr2: np.ndarray, codes: np.ndarray | None) -> list[tuple[int, 
     if not np.isfinite(arr2).all():
         return None
     n = arr2.shape[1]
-    groups = [np.arange(n)] if codes is None else [np.flatnonzero(codes == c) for c in range(int(codes.max()) + 1)]
     parts = []
     distinct = 0
-    for members in groups:
+    for members in groups or [np.arange(n)]:
         values, counts = np.unique(arr2[:, members], axis=1, return_counts=True)
         distinct += values.shape[1]
         if distinct > _COUNT_SHARE * n:
